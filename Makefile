@@ -1,0 +1,36 @@
+# eo-vre: every target calls the `vre` CLI (or pytest); `make setup` prepares a fresh machine.
+PYTHON ?= python3
+VRE ?= vre
+FLAVOR ?= debian
+
+.PHONY: setup images build test-images test list lock bench clean
+
+setup:
+	bash scripts/setup.sh
+
+## The main job: build and test every image of the matrix that can be built here (the debian flavor).
+images: setup
+	$(VRE) build --flavor $(FLAVOR) --test
+
+build: setup
+	$(VRE) build --flavor $(FLAVOR)
+
+test-images:
+	$(VRE) test --flavor $(FLAVOR)
+
+## The tests: the factory's own tests, including real builds and the compat suite inside base-geo.
+test: setup
+	$(PYTHON) -m pytest
+
+list:
+	$(VRE) list
+
+lock:
+	$(VRE) lock
+
+## Benchmark (prints figures; not a test): cold and warm builds, image sizes.
+bench: setup
+	$(PYTHON) scripts/bench.py
+
+clean:
+	rm -rf .vre

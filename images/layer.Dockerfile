@@ -1,0 +1,33 @@
+# One eo-vre layer on top of its parent image; used for every image of the matrix.
+# The factory stages the build context: layers/<name>/ (spec, lock, postBuild, start, build.sh of each layer this
+# image adds), compat/ (the compat-test suite) and extra/ (wheel sources, local conda channels: bind-mounted only).
+ARG BASE_IMAGE
+
+# Optional compile step of a layer (its build.sh); only what it writes to /out reaches the image.
+FROM ${BASE_IMAGE} AS builder
+USER root
+COPY layers/ /tmp/vre-layers/
+RUN --mount=type=secret,id=vre-ca,mode=0444 \
+    mkdir -p /out \
+ && for script in /tmp/vre-layers/*/build.sh; do \
+        if [ -f "$script" ]; then bash -euo pipefail "$script" /out; fi; \
+    done
+
+FROM ${BASE_IMAGE}
+ARG VRE_LAYERS
+ARG VRE_VARIANT=""
+ENV VRE_VARIANT=${VRE_VARIANT}
+USER root
+COPY --from=builder /out/ /
+COPY --chown=1000:100 layers/ /opt/vre/layers/
+RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
+    vre-install root ${VRE_LAYERS}
+USER ${NB_UID}
+RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
+    vre-install user ${VRE_LAYERS}
+# The compat suite goes last: changing a test never invalidates the package layers above.
+COPY --chown=1000:100 compat/ /tmp/vre-compat/
+RUN "${NB_PYTHON_PREFIX}/bin/python" -m pip install --no-cache-dir --no-deps --no-build-isolation --no-index \
+        --quiet /tmp/vre-compat \
+ && rm -rf /tmp/vre-compat "${HOME}/.cache" \
+ && vre-manifest

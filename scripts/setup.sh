@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for eo-vre: the Docker engine (started if none runs), mmdebstrap for base images,
+# Chromium for browser tests, and the vre package with its test dependencies. Safe to run again.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v chromium >/dev/null || need+=(chromium chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: apt-get install ${need[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# Debian's client has BuildKit built in; a newer client on PATH may lack buildx.
+docker=/usr/bin/docker
+if ! "$docker" version >/dev/null 2>&1; then
+    echo "setup: starting dockerd"
+    nohup dockerd >/var/log/vre-dockerd.log 2>&1 &
+    for _ in $(seq 60); do
+        "$docker" version >/dev/null 2>&1 && break
+        sleep 1
+    done
+    "$docker" version >/dev/null || { echo "setup: dockerd did not start, see /var/log/vre-dockerd.log" >&2; exit 1; }
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+echo "setup: ready (docker $("$docker" version --format '{{.Server.Version}}'), $(mmdebstrap --version))"

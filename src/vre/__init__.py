@@ -1,0 +1,1 @@
+"""eo-vre: the image factory of an Earth-observation Virtual Research Environment."""

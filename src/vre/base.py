@@ -1,0 +1,59 @@
+"""The base image of a flavor: a registry reference pinned by digest, or a Debian rootfs made with mmdebstrap.
+
+A bootstrapped base is cached by its inputs: the tag carries a hash of suite, variant, mirror, packages and
+SOURCE_DATE_EPOCH, so the same inputs never bootstrap twice and changed inputs never reuse a stale base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+
+from vre import engine
+from vre.matrix import Bootstrap, Matrix
+
+
+def bootstrap_key(boot: Bootstrap) -> str:
+    return hashlib.sha256(boot.model_dump_json().encode()).hexdigest()[:12]
+
+
+def base_ref(matrix: Matrix, flavor: str) -> str:
+    base = matrix.spec.flavors[flavor].base
+    if base.reference:
+        return base.reference
+    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap)}"
+
+
+def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda _: None) -> str:
+    """Make the flavor's base image available locally and return its reference."""
+    base = matrix.spec.flavors[flavor].base
+    ref = base_ref(matrix, flavor)
+    if engine.image_id(ref):
+        return ref
+    if base.reference:
+        say(f"pulling {ref}")
+        engine.docker("pull", ref, capture=False)
+        return ref
+    boot = base.bootstrap
+    if not shutil.which("mmdebstrap"):
+        raise engine.EngineError("mmdebstrap not found: run `make setup` (installs mmdebstrap), "
+                                 "or set flavors.<flavor>.base.reference in images/matrix.yaml")
+    say(f"bootstrapping Debian {boot.suite} ({boot.variant}) with mmdebstrap into {ref}")
+    cmd = ["mmdebstrap", f"--variant={boot.variant}", "--quiet"]
+    if boot.include:
+        cmd.append("--include=" + ",".join(boot.include))
+    cmd += [boot.suite, "-", boot.mirror]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(boot.source_date_epoch)}
+    rootfs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    imported = subprocess.run([engine.client(), "import", "--change", 'CMD ["bash"]', "-", ref],
+                              stdin=rootfs.stdout, capture_output=True, env=engine.env())
+    rootfs.stdout.close()
+    err = rootfs.stderr.read().decode(errors="replace")
+    if rootfs.wait() != 0 or imported.returncode != 0:
+        if imported.returncode == 0:
+            engine.docker("image", "rm", ref, check=False)  # a partial rootfs must never be cached
+        raise engine.EngineError(f"bootstrapping {ref} failed:\n{err}{imported.stderr.decode(errors='replace')}")
+    return ref

@@ -1,0 +1,150 @@
+"""The `vre` command line: list, build and test the image matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.tree import Tree
+
+from vre import engine, leaks, matrix as matrix_mod
+from vre.base import base_ref
+from vre.build import DEFAULT_CA, BuildOptions, BuildResult, build
+from vre.report import Row, console, progress, summary
+from vre.test import TestResult, run_compat
+
+app = typer.Typer(help="eo-vre: build, test and publish the Earth-observation VRE image matrix.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+MatrixOpt = Annotated[Path, typer.Option("--matrix", help="the matrix file")]
+ImagesArg = Annotated[Optional[list[str]], typer.Argument(help="images to act on (default: all)")]
+FlavorOpt = Annotated[Optional[list[str]], typer.Option("--flavor", "-f", help="only these flavors")]
+VariantOpt = Annotated[Optional[list[str]], typer.Option("--variant", "-v", help="only these variants")]
+DEFAULT_MATRIX = Path("images/matrix.yaml")
+
+
+def load(path: Path) -> matrix_mod.Matrix:
+    try:
+        return matrix_mod.load(path)
+    except matrix_mod.MatrixError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def select(m: matrix_mod.Matrix, images, flavors, variants) -> list[matrix_mod.Target]:
+    try:
+        return m.select(images, flavors, variants)
+    except matrix_mod.MatrixError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command("list")
+def list_(matrix: MatrixOpt = DEFAULT_MATRIX, flavor: FlavorOpt = None) -> None:
+    """Show the matrix as a tree: base → foundation → images, per flavor."""
+    m = load(matrix)
+    root = Tree(f"[bold]{m.spec.name}[/bold] ({matrix})")
+    for name in m.spec.flavors:
+        if flavor and name not in flavor:
+            continue
+        base = root.add(f"[bold]{name}[/bold] base {base_ref(m, name)}").add(f"foundation {m.foundation_ref(name)}")
+        nodes: dict[str | None, Tree] = {None: base}
+        for key, target in m.targets.items():
+            if target.flavor == name:
+                layers = "+".join(layer.name for layer in target.layers)
+                nodes[key] = nodes[target.parent].add(
+                    f"{target.ref}  [dim]layers {layers}; {', '.join(target.platforms)}[/dim]")
+    console.print(root)
+
+
+def _rows(targets, results: list[BuildResult]) -> list[Row]:
+    by_key = {r.key: r for r in results}
+    rows = [Row(f"foundation", r.key.split("/")[1], "", build=r) for r in results if r.key.startswith("foundation/")]
+    return rows + [Row(t.image, t.flavor, t.variant or "", build=by_key.get(t.key)) for t in targets]
+
+
+def _test_rows(rows: list[Row], targets, gpu: bool, pytest_args: list[str]) -> None:
+    by_key = {f"{r.image}/{r.flavor}" + (f"/{r.variant}" if r.variant else ""): r for r in rows}
+    for target in targets:
+        row = by_key[target.key]
+        if row.build and row.build.status != "built":
+            continue
+        console.print(f"[bold]▶ testing {target.ref}[/bold]")
+        try:
+            row.test = run_compat(target.ref, gpu=gpu, pytest_args=pytest_args,
+                                  stream=lambda line: console.print("  " + line, markup=False, highlight=False))
+        except engine.EngineError as e:
+            console.print(f"[red]error:[/red] {e}", highlight=False)
+            row.test = TestResult(ref=target.ref)
+
+
+def _finish(rows: list[Row], title: str) -> None:
+    console.print(summary(rows, title))
+    failed = [r for r in rows if (r.build and r.build.status != "built") or (r.test and not r.test.ok)]
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("build")
+def build_cmd(
+    images: ImagesArg = None,
+    matrix: MatrixOpt = DEFAULT_MATRIX,
+    flavor: FlavorOpt = None,
+    variant: VariantOpt = None,
+    ca_bundle: Annotated[Path, typer.Option(help="extra CA bundle given to builds as a BuildKit secret")] = DEFAULT_CA,
+    no_ca_bundle: Annotated[bool, typer.Option(help="give builds no CA secret")] = False,
+    wheels: Annotated[Optional[Path], typer.Option(help="extra wheel source (find-links) for pip")] = None,
+    channel: Annotated[Optional[Path], typer.Option(help="local conda channel the locks may point to")] = None,
+    no_cache: Annotated[bool, typer.Option(help="rebuild every step")] = False,
+    test: Annotated[bool, typer.Option("--test/--no-test", help="run each image's compat suite after building")] = False,
+) -> None:
+    """Build images (and the parents they need), parents first."""
+    m = load(matrix)
+    targets = select(m, images, flavor, variant)
+    options = BuildOptions(ca_bundle=None if no_ca_bundle else ca_bundle, wheels=wheels, channel=channel,
+                           no_cache=no_cache, workdir=m.root / ".vre")
+    results: list[BuildResult] = []
+    try:
+        build(m, targets, options, progress(), results)
+    except engine.EngineError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print(summary(_rows(targets, results), "interrupted: no tag moved for the image being built"))
+        raise typer.Exit(130) from None
+    rows = _rows(targets, results)
+    if test:
+        _test_rows(rows, targets, gpu=False, pytest_args=[])
+    _finish(rows, "build" + (" and test" if test else ""))
+
+
+@app.command("test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def test_cmd(
+    ctx: typer.Context,
+    images: ImagesArg = None,
+    matrix: MatrixOpt = DEFAULT_MATRIX,
+    flavor: FlavorOpt = None,
+    variant: VariantOpt = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help="pass the host's GPUs to the container (--gpus all)")] = False,
+) -> None:
+    """Run the compat suite inside built images. Arguments after `--` go to pytest (e.g. -- -k proj)."""
+    m = load(matrix)
+    targets = select(m, images, flavor, variant)
+    rows = [Row(t.image, t.flavor, t.variant or "") for t in targets]
+    _test_rows(rows, targets, gpu=gpu, pytest_args=list(ctx.args))
+    _finish(rows, "test")
+
+
+@app.command("scan-ca")
+def scan_ca(
+    image: Annotated[str, typer.Argument(help="image reference or id")],
+    ca_bundle: Annotated[Path, typer.Option(help="the CA bundle given to builds")] = DEFAULT_CA,
+) -> None:
+    """Prove that no layer (nor the history) of an image contains a certificate of the build-time CA bundle."""
+    findings = leaks.scan(image, ca_bundle)
+    for finding in findings:
+        console.print(f"[red]leak:[/red] {finding}", highlight=False)
+    console.print(f"{image}: {'CA found in ' + str(len(findings)) + ' place(s)' if findings else 'no build CA found'}")
+    if findings:
+        raise typer.Exit(1)

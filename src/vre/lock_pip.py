@@ -1,0 +1,134 @@
+"""Hash-locked PyPI requirements for the debian flavor, made with uv.
+
+A layer's spec folder holds `requirements.in` (what the layer wants) and optionally `constraints.txt` (versions that
+its Debian packages provide: resolved against, never installed from PyPI). The lock, `requirements.txt`, is solved
+with every package of the ancestors' locks pinned, so a child layer only adds packages; it starts with a line
+`# vre-input-hash: <sha256>` over everything the solve read, which is how stale locks are found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vre.matrix import Layer, Matrix, Target
+
+PYTHON_VERSION = "3.11"  # Debian bookworm's python3, which the venv extends
+HASH_LINE = re.compile(r"^# vre-input-hash: (?P<hash>[0-9a-f]{64})$", re.M)
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)", re.M)
+
+
+class LockError(RuntimeError):
+    pass
+
+
+@dataclass
+class LockReport:
+    target: str
+    layer: str
+    status: str  # fresh | stale | missing | locked
+    changes: list[str] = field(default_factory=list)
+
+
+def pins(text: str) -> dict[str, str]:
+    return {_norm(m["name"]): m["version"] for m in PIN.finditer(text)}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _ancestor_layers(matrix: Matrix, target: Target, layer: Layer) -> list[Layer]:
+    """Layers installed before `layer` in this target's image: the ancestors', then the target's earlier ones."""
+    chain: list[Layer] = []
+    key = target.parent
+    while key:
+        chain = list(matrix.targets[key].layers) + chain
+        key = matrix.targets[key].parent
+    return chain + list(target.layers[: target.layers.index(layer)])
+
+
+def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
+    """(input hash, text of the constraints: the layer's own plus every earlier layer's pins)."""
+    parts = [f"python {PYTHON_VERSION}", (layer.spec_dir / "requirements.in").read_text()]
+    constraints = []
+    for path in [lay.spec_dir / f for lay in _ancestor_layers(matrix, target, layer)
+                 for f in ("constraints.txt", "requirements.txt")] + [layer.spec_dir / "constraints.txt"]:
+        if path.is_file():
+            text = path.read_text()
+            parts.append(text)
+            constraints.extend(f"{n}=={v}" for n, v in pins(text).items())
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return digest, "\n".join(constraints) + "\n"
+
+
+def _locked_layers(target: Target) -> list[Layer]:
+    return [layer for layer in target.layers if (layer.spec_dir / "requirements.in").is_file()]
+
+
+def status(matrix: Matrix, target: Target, layer: Layer) -> str:
+    lock = layer.spec_dir / "requirements.txt"
+    if not lock.is_file():
+        return "missing"
+    recorded = HASH_LINE.search(lock.read_text())
+    return "fresh" if recorded and recorded["hash"] == _inputs(matrix, target, layer)[0] else "stale"
+
+
+def stale(matrix: Matrix, target: Target) -> list[str]:
+    """One line per layer of the target whose lock is missing or older than its inputs."""
+    return [f"{layer.spec_dir.relative_to(matrix.root)}/requirements.txt: {state}"
+            for layer in _locked_layers(target) if (state := status(matrix, target, layer)) != "fresh"]
+
+
+def lock(matrix: Matrix, target: Target, *, check: bool, update: list[str]) -> list[LockReport]:
+    """Check, or (re)solve, the requirements locks of the target's layers."""
+    reports = []
+    for layer in _locked_layers(target):
+        state = status(matrix, target, layer)
+        report = LockReport(target=target.key, layer=layer.name, status=state)
+        if not check and (state != "fresh" or update):
+            report.changes = _solve(matrix, target, layer, update)
+            report.status = "locked"
+        reports.append(report)
+    return reports
+
+
+def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str]) -> list[str]:
+    digest, constraints = _inputs(matrix, target, layer)
+    lock_path = layer.spec_dir / "requirements.txt"
+    before = pins(lock_path.read_text()) if lock_path.is_file() else {}
+    provided = sorted(pins(constraints))
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints_file = Path(tmp) / "constraints.txt"
+        constraints_file.write_text(constraints)
+        out = Path(tmp) / "requirements.txt"
+        if lock_path.is_file():
+            out.write_text(lock_path.read_text())  # uv prefers the pins already there: only updates move
+        cmd = ["uv", "pip", "compile", str(layer.spec_dir / "requirements.in"), "-c", str(constraints_file),
+               "--generate-hashes", "--universal", "--python-version", PYTHON_VERSION, "--quiet",
+               "--custom-compile-command", "vre lock", "-o", str(out)]
+        for name in provided:
+            cmd += ["--no-emit-package", name]
+        for name in update:
+            cmd += ["--upgrade-package", name]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LockError(f"{layer.spec_dir.relative_to(matrix.root)}/requirements.in: no solution on top of "
+                            f"{target.parent or 'the Debian packages'} (its pins and constraints.txt are fixed):\n"
+                            f"{result.stderr.strip()}\nRelax the requirement, or update the parent layer first.")
+        body = out.read_text()
+    lock_path.write_text(f"# vre-input-hash: {digest}\n{body}")
+    after = pins(body)
+    return diff(before, after)
+
+
+def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    changes = [f"+ {n} {after[n]}" for n in sorted(after.keys() - before.keys())]
+    changes += [f"- {n} {before[n]}" for n in sorted(before.keys() - after.keys())]
+    changes += [f"~ {n} {before[n]} -> {after[n]}" for n in sorted(before.keys() & after.keys())
+                if before[n] != after[n]]
+    return changes

@@ -1,0 +1,72 @@
+"""Run the compat suite inside a built image (`vre-compat`, shipped in every image) and read its JUnit report."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from vre import engine
+
+
+@dataclass
+class TestResult:
+    __test__ = False  # not a pytest test class
+
+    ref: str
+    image_id: str = ""
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    exit_code: int = -1
+    log: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.failed == 0 and self.passed > 0
+
+
+def counts(junit: Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) from a JUnit XML report; errors count as failures."""
+    root = ET.parse(junit).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return total - failed - skipped, failed, skipped
+
+
+def run_compat(ref: str, *, gpu: bool = False, pytest_args: list[str] = (), workdir: Path = Path(".vre"),
+               stream=None) -> TestResult:
+    """Run `vre-compat` in a fresh container of `ref`, as the image's default user."""
+    result = TestResult(ref=ref, image_id=engine.image_id(ref) or "")
+    if not result.image_id:
+        raise engine.EngineError(f"image {ref} not found: build it first (vre build)")
+    result.log = workdir.resolve() / "logs" / ("test-" + ref.replace("/", "-").replace(":", "-") + ".log")
+    result.log.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vre-report-") as report_dir:
+        Path(report_dir).chmod(0o777)  # written by the image's user (uid 1000)
+        args = ["run", "--rm", "-v", f"{report_dir}:/tmp/vre-report"]
+        if gpu:
+            args += ["--gpus", "all"]
+        # Run the exact image id that was tested, so a tag moving meanwhile cannot change what passed.
+        args += [result.image_id, "vre-compat", "-v", "-p", "no:cacheprovider",
+                 "--junitxml=/tmp/vre-report/junit.xml", *pytest_args]
+        started = time.monotonic()
+        with result.log.open("w") as log:
+            proc = subprocess.Popen([engine.client(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env=engine.env(), text=True, errors="replace")
+            for line in proc.stdout:
+                log.write(line)
+                if stream:
+                    stream(line.rstrip())
+            result.exit_code = proc.wait()
+        result.seconds = time.monotonic() - started
+        junit = Path(report_dir) / "junit.xml"
+        if junit.is_file():
+            result.passed, result.failed, result.skipped = counts(junit)
+    return result
