@@ -1,0 +1,3 @@
+from vre_compat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""Shared helpers of the compat tests: synthetic rasters, subprocesses, local servers, kernels.
+
+GDAL, nbformat and nbclient are imported inside the functions, so that a broken library fails the tests that use
+it, not the collection of the whole suite.
+"""
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+VRE_DIR = Path("/opt/vre")  # the image's own description: layers.txt, layers/<layer>/, manifest.json
+DEFAULT_LAYERS_FILE = VRE_DIR / "layers.txt"
+
+# 10 m pixels near Toulouse, UTM zone 31N (EPSG:32631): north-up, upper-left corner at (360000, 4830000).
+UTM31_GEOTRANSFORM = (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0)
+
+
+def layers_file() -> Path:
+    return Path(os.environ.get("VRE_LAYERS_FILE") or DEFAULT_LAYERS_FILE)
+
+
+def read_layers(path: Path) -> list[str]:
+    """Layer names of a layers.txt: one a line; blank lines and '#' comments ignored."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def tail(text: str, lines: int = 40) -> str:
+    return "\n".join((text or "").splitlines()[-lines:])
+
+
+def clip(text: str, head: int = 15, end: int = 25) -> str:
+    """Command output for a failure message: the error is often first, the traceback last."""
+    lines = (text or "").splitlines()
+    return "\n".join(lines if len(lines) <= head + end else [*lines[:head], "[...]", *lines[-end:]])
+
+
+def which(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` not found on PATH={os.environ.get('PATH')}")
+    return path
+
+
+def python_tool(name: str) -> str:
+    """A console script of the notebook environment; one found elsewhere on PATH would test the wrong install."""
+    path = which(name)
+    expected = Path(sys.prefix, "bin")
+    assert Path(path).parent == expected, f"`{name}` resolves to {path}, not to the environment's {expected}"
+    return path
+
+
+def run(cmd: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("stdin", subprocess.DEVNULL)  # nothing may wait for a prompt answer
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def run_ok(cmd: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command; fail with its output when it exits non-zero."""
+    proc = run(cmd, timeout=timeout, **kwargs)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+                    f"--- stdout ---\n{clip(proc.stdout)}\n--- stderr ---\n{clip(proc.stderr)}")
+    return proc
+
+
+def write_geotiff(path: Path, array, geotransform=UTM31_GEOTRANSFORM, epsg: int = 32631, block: int | None = None):
+    """Single-band GeoTIFF written with GDAL; `block` makes it tiled (block x block)."""
+    from osgeo import gdal, gdal_array, osr
+
+    options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}"] if block else []
+    rows, cols = array.shape
+    dtype = gdal_array.NumericTypeCodeToGDALTypeCode(array.dtype)
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, 1, dtype, options=options)
+    ds.SetGeoTransform(geotransform)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    ds.SetProjection(srs.ExportToWkt())
+    ds.GetRasterBand(1).WriteArray(array)
+    ds.FlushCache()
+    ds = None  # closes the file
+    return Path(path)
+
+
+def read_raster(path: Path):
+    """(first band as array, geotransform, osr.SpatialReference) of a raster read with GDAL."""
+    from osgeo import gdal, osr
+
+    ds = gdal.Open(str(path))
+    assert ds is not None, f"GDAL cannot open {path}: {gdal.GetLastErrorMsg()}"
+    srs = osr.SpatialReference(wkt=ds.GetProjection())
+    return ds.GetRasterBand(1).ReadAsArray(), ds.GetGeoTransform(), srs
+
+
+def loaded_libraries(name: str) -> set[str]:
+    """Files of shared library `name` (e.g. "libgdal") mapped in this process: two means two copies coexist."""
+    pattern = re.compile(rf"^{re.escape(name)}[.-]")
+    with open("/proc/self/maps") as maps:
+        paths = {line.split(None, 5)[-1].strip() for line in maps if "/" in line}
+    return {os.path.realpath(p) for p in paths if pattern.match(os.path.basename(p))}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# No proxy for loopback requests: a hub may set HTTP(S)_PROXY in the user's environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(url: str, method: str = "GET", headers: dict | None = None, timeout: float = 10):
+    """(status, body text) of a request; HTTP errors are returned, not raised."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def serve(cmd: list[str], ready_url: str, log: Path, timeout: float = 120, env: dict | None = None):
+    """Run a server until `ready_url` answers 200, yield its Popen, and always stop it (and its kernels)."""
+    env = {**(os.environ if env is None else env), "TMPDIR": str(log.parent)}  # its temp files stay in tmp_path
+    with open(log, "w") as out:
+        # Own session: stopping the group also stops kernels the server started.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                cwd=log.parent)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{cmd[0]} exited {proc.returncode} before answering {ready_url}\n{tail(log.read_text())}")
+            with contextlib.suppress(OSError):
+                status = http(ready_url, timeout=30)[0]  # a page may execute a notebook before answering
+                if status == 200:
+                    break
+                if status >= 500:
+                    pytest.fail(f"{cmd[0]} answered {status} to {ready_url}\n{tail(log.read_text())}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{cmd[0]} did not answer {ready_url} within {timeout} s\n{tail(log.read_text())}")
+            time.sleep(0.5)
+        yield proc
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def make_notebook(path: Path, *cells: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def execute_notebook(path: Path, timeout: float = 180):
+    """Execute a notebook file in a fresh `python3` kernel (as JupyterLab would start it); return the executed nb."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+def stdout_of(nb) -> str:
+    return "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", [])
+                   if out.get("output_type") == "stream" and out.get("name") == "stdout")
+
+
+def run_in_kernel(code: str, workdir: Path) -> str:
+    """stdout of `code` run in a fresh Jupyter kernel."""
+    return stdout_of(execute_notebook(make_notebook(workdir / "probe.ipynb", code)))
+
+
+def json_line(text: str):
+    """The last line of `text` parsed as JSON (start hooks or libraries may print before it)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, "no output"
+    return json.loads(lines[-1])

@@ -1,0 +1,30 @@
+"""Dask over raster tiles: a tiled GeoTIFF read in chunks by rioxarray, reduced on a LocalCluster."""
+import numpy as np
+import pytest
+
+from vre_compat.helpers import write_geotiff
+
+pytestmark = [pytest.mark.base_geo, pytest.mark.dask]
+
+BLOCK = 256
+
+
+def test_tiled_sum_and_mean_on_local_cluster(tmp_path):
+    import dask
+    import rioxarray
+    from dask.distributed import Client, LocalCluster
+
+    data = (np.arange(768 * 1024).reshape(768, 1024) % 1009).astype("uint16")
+    path = write_geotiff(tmp_path / "tiles.tif", data, block=BLOCK)
+    # Two worker processes: the file handle is pickled to them and each reads its own windows.
+    with dask.config.set({"temporary-directory": str(tmp_path)}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address=None) as cluster, Client(cluster) as client:
+        raster = rioxarray.open_rasterio(path, chunks={"x": BLOCK, "y": BLOCK}).squeeze("band", drop=True)
+        assert raster.chunks == ((BLOCK,) * 3, (BLOCK,) * 4), f"not read in tiles: {raster.chunks}"
+        assert raster.rio.crs.to_epsg() == 32631
+        total, mean = dask.compute(raster.astype("int64").sum(), raster.mean())
+        workers = client.run(lambda: True)
+    assert len(workers) == 2, f"cluster had workers {list(workers)}"
+    assert int(total) == int(data.sum(dtype="int64")), "dask sum differs from numpy"
+    assert float(mean) == pytest.approx(data.mean(dtype="float64"), rel=1e-12), "dask mean differs from numpy"
