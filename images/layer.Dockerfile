@@ -5,7 +5,9 @@ ARG BASE_IMAGE
 
 # Optional compile step of a layer (its build.sh); only what it writes to /out reaches the image.
 FROM ${BASE_IMAGE} AS builder
-USER root
+# A throwaway stage (only what build.sh writes to /out leaves it): root here is root in no image.
+# hadolint ignore=DL3002
+USER 0
 COPY layers/ /tmp/vre-layers/
 RUN --mount=type=secret,id=vre-ca,mode=0444 \
     mkdir -p /out \
@@ -17,11 +19,13 @@ FROM ${BASE_IMAGE}
 ARG VRE_LAYERS
 ARG VRE_VARIANT=""
 ENV VRE_VARIANT=${VRE_VARIANT}
-USER root
+USER 0
 COPY --from=builder /out/ /
 COPY --chown=1000:100 layers/ /opt/vre/layers/
 RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
     vre-install root ${VRE_LAYERS}
+# NB_UID is numeric (1000); hadolint cannot expand it. The image config records the number, as runAsNonRoot needs.
+# hadolint ignore=DL3066
 USER ${NB_UID}
 RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
     vre-install user ${VRE_LAYERS}

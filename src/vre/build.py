@@ -34,6 +34,9 @@ class BuildOptions:
     channel: Path | None = None  # local conda channel for installs from locks that point to it
     no_cache: bool = False
     workdir: Path = Path(".vre")
+    # Build on this image instead of the parent's local tag, and build no foundation: a CI job whose parent was
+    # built by another job (on another runner) and pushed to a registry.
+    parent_image: str | None = None
 
 
 @dataclass
@@ -181,7 +184,8 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
                         + "\n  run `vre lock` and commit the result")
         progress.done(result)
         return result
-    parent = matrix.targets[target.parent].ref if target.parent else matrix.foundation_ref(target.flavor)
+    parent = options.parent_image or (matrix.targets[target.parent].ref if target.parent
+                                      else matrix.foundation_ref(target.flavor))
     context = stage_context(matrix, target, options)
     dockerfile = target.layers[-1].image_dir / "Dockerfile"
     if not dockerfile.is_file():
@@ -239,8 +243,8 @@ def build(matrix: Matrix, targets: list[Target], options: BuildOptions, progress
     Stops at the first failure (children of a failed image cannot build); returns whether all were built.
     """
     engine.ping()
-    steps = [lambda f=flavor: build_foundation(matrix, f, options, progress)
-             for flavor in dict.fromkeys(t.flavor for t in targets)]
+    flavors = () if options.parent_image else dict.fromkeys(t.flavor for t in targets)
+    steps = [lambda f=flavor: build_foundation(matrix, f, options, progress) for flavor in flavors]
     steps += [lambda t=target: build_target(matrix, t, options, progress) for target in targets]
     for step in steps:
         results.append(step())

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.tree import Tree
 
-from vre import engine, leaks, matrix as matrix_mod
+from vre import cli_ci, engine, leaks, matrix as matrix_mod
 from vre.base import base_ref
 from vre.build import DEFAULT_CA, BuildOptions, BuildResult, build
 from vre.report import Row, console, progress, summary
@@ -98,12 +98,21 @@ def build_cmd(
     channel: Annotated[Optional[Path], typer.Option(help="local conda channel the locks may point to")] = None,
     no_cache: Annotated[bool, typer.Option(help="rebuild every step")] = False,
     test: Annotated[bool, typer.Option("--test/--no-test", help="run each image's compat suite after building")] = False,
+    parent_image: Annotated[Optional[str], typer.Option(
+        help="build only the named image (not its parents), on this image (e.g. its parent, pulled from a "
+             "registry by a CI job)")] = None,
 ) -> None:
     """Build images (and the parents they need), parents first."""
     m = load(matrix)
     targets = select(m, images, flavor, variant)
+    if parent_image:
+        targets = [t for t in targets if t.image in (images or ())]
+        if len(targets) != 1:
+            console.print("[red]error:[/red] --parent-image needs exactly one image, flavor and variant "
+                          f"(these select {len(targets)})", highlight=False)
+            raise typer.Exit(2)
     options = BuildOptions(ca_bundle=None if no_ca_bundle else ca_bundle, wheels=wheels, channel=channel,
-                           no_cache=no_cache, workdir=m.root / ".vre")
+                           no_cache=no_cache, workdir=m.root / ".vre", parent_image=parent_image)
     results: list[BuildResult] = []
     try:
         build(m, targets, options, progress(), results)
@@ -130,7 +139,8 @@ def test_cmd(
 ) -> None:
     """Run the compat suite inside built images. Arguments after `--` go to pytest (e.g. -- -k proj)."""
     m = load(matrix)
-    targets = select(m, images, flavor, variant)
+    # The named images only: testing an image needs no parent image (a CI job has only the one it built).
+    targets = [t for t in select(m, images, flavor, variant) if not images or t.image in images]
     rows = [Row(t.image, t.flavor, t.variant or "") for t in targets]
     _test_rows(rows, targets, gpu=gpu, pytest_args=list(ctx.args))
     _finish(rows, "test")
@@ -148,3 +158,6 @@ def scan_ca(
     console.print(f"{image}: {'CA found in ' + str(len(findings)) + ' place(s)' if findings else 'no build CA found'}")
     if findings:
         raise typer.Exit(1)
+
+
+cli_ci.register(app)
