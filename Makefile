@@ -3,7 +3,7 @@ PYTHON ?= python3
 VRE ?= vre
 FLAVOR ?= debian
 
-.PHONY: setup images build test-images test list lock bench clean
+.PHONY: setup images build test-images test list lock env bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ list:
 
 lock:
 	$(VRE) lock
+
+## Reproduce an environment locally from its committed lock, e.g. make env ENV=deep-learning-cpu
+env:
+	$(VRE) env $(ENV)
 
 ## Benchmark (prints figures; not a test): cold and warm builds, image sizes.
 bench: setup

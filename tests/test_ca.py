@@ -7,7 +7,7 @@ import pytest
 from vre import leaks, matrix
 from vre.build import DEFAULT_CA
 
-from conftest import build_or_fail, mini_repo
+from vrekit import build_or_fail, mini_repo
 
 pytestmark = pytest.mark.skipif(not DEFAULT_CA.is_file(), reason=f"no CA bundle at {DEFAULT_CA}")
 

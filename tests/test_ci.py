@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from vre import ci, cli_ci
 from vre.matrix import Matrix, MatrixError, load
 
-from conftest import ROOT
+from vrekit import ROOT
 
 COMMITTED = ROOT / ci.OUTPUT
 DIGEST = "debian@sha256:" + "0" * 64

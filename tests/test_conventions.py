@@ -7,7 +7,7 @@ import json
 from vre import engine
 from vre.build import lock_hash
 
-from conftest import ROOT
+from vrekit import ROOT
 
 
 def run(ref: str, *cmd: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 from vre import engine, matrix
 from vre.build import layer_hash
 
-from conftest import build_or_fail, mini_repo
+from vrekit import build_or_fail, mini_repo
 
 SIX = ("six==1.16.0 \\\n    --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
 

@@ -9,7 +9,7 @@ import time
 
 from vre import engine, matrix
 
-from conftest import build_or_fail, mini_repo
+from vrekit import build_or_fail, mini_repo
 
 
 def test_interrupted_build_leaves_the_tag_alone(docker_engine, tmp_path):

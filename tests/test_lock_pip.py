@@ -7,7 +7,7 @@ import pytest
 from vre import lock_pip, matrix
 from vre.build import BuildOptions, Progress, build_target
 
-from conftest import ROOT, mini_repo
+from vrekit import ROOT, mini_repo
 
 
 def test_committed_debian_locks_are_fresh(real_matrix):

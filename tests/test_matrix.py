@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from vre import build as build_mod, cli
 from vre.matrix import MatrixError, load
 
-from conftest import ROOT
+from vrekit import ROOT
 
 
 def write(tmp: Path, spec: dict, specs=(("debian", "a"), ("debian", "b"), ("debian", "c-cpu"), ("debian", "c-gpu"))):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.tree import Tree
 
-from vre import cli_ci, engine, leaks, matrix as matrix_mod
+from vre import cli_ci, cli_conda, engine, leaks, matrix as matrix_mod
 from vre.base import base_ref
 from vre.build import DEFAULT_CA, BuildOptions, BuildResult, build
 from vre.report import Row, console, progress, summary
@@ -161,3 +161,4 @@ def scan_ca(
 
 
 cli_ci.register(app)
+cli_conda.register(app)
