@@ -125,7 +125,7 @@ def test_lock_refresh_runs_per_flavor_and_proposes_the_lock_diff(real_matrix):
         job = workflow["jobs"][f"lock-refresh-{flavor}"]
         assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
         text = "\n".join(scripts(job))
-        assert f"vre lock --flavor {flavor} " in text and f"git add --all -- environments/{flavor}\n" in text
+        assert f"vre lock --flavor {flavor} " in text and f"git add --all -- environments/{flavor}" in text
         assert "vre diff --locks origin/main HEAD" in text and "gh pr create" in text
 
 
