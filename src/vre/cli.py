@@ -12,7 +12,7 @@ from vre import cli_ci, cli_conda, engine, leaks, matrix as matrix_mod
 from vre.base import base_ref
 from vre.build import DEFAULT_CA, BuildOptions, BuildResult, build
 from vre.report import Row, console, progress, summary
-from vre.test import TestResult, run_compat
+from vre.test import TestResult, merge, needs_browser, run_browser, run_compat
 
 app = typer.Typer(help="eo-vre: build, test and publish the Earth-observation VRE image matrix.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -64,7 +64,8 @@ def _rows(targets, results: list[BuildResult]) -> list[Row]:
     return rows + [Row(t.image, t.flavor, t.variant or "", build=by_key.get(t.key)) for t in targets]
 
 
-def _test_rows(rows: list[Row], targets, gpu: bool, pytest_args: list[str]) -> None:
+def _test_rows(rows: list[Row], targets, gpu: bool, pytest_args: list[str], m: matrix_mod.Matrix | None = None,
+               browser: bool = True) -> None:
     by_key = {f"{r.image}/{r.flavor}" + (f"/{r.variant}" if r.variant else ""): r for r in rows}
     for target in targets:
         row = by_key[target.key]
@@ -74,6 +75,11 @@ def _test_rows(rows: list[Row], targets, gpu: bool, pytest_args: list[str]) -> N
         try:
             row.test = run_compat(target.ref, gpu=gpu, pytest_args=pytest_args,
                                   stream=lambda line: console.print("  " + line, markup=False, highlight=False))
+            if browser and m is not None and needs_browser(layer.name for layer in m.image_layers(target.key)):
+                console.print(f"[bold]▶ browser tests of {target.ref}[/bold] (Chromium, tests/browser/)")
+                row.test = merge(row.test, run_browser(
+                    target.ref, m.root, workdir=m.root / ".vre",
+                    stream=lambda line: console.print("  " + line, markup=False, highlight=False)))
         except engine.EngineError as e:
             console.print(f"[red]error:[/red] {e}", highlight=False)
             row.test = TestResult(ref=target.ref)
@@ -124,7 +130,7 @@ def build_cmd(
         raise typer.Exit(130) from None
     rows = _rows(targets, results)
     if test:
-        _test_rows(rows, targets, gpu=False, pytest_args=[])
+        _test_rows(rows, targets, gpu=False, pytest_args=[], m=m)
     _finish(rows, "build" + (" and test" if test else ""))
 
 
@@ -136,13 +142,15 @@ def test_cmd(
     flavor: FlavorOpt = None,
     variant: VariantOpt = None,
     gpu: Annotated[bool, typer.Option("--gpu", help="pass the host's GPUs to the container (--gpus all)")] = False,
+    browser: Annotated[bool, typer.Option("--browser/--no-browser",
+                                          help="also run the browser tests for images with a desktop or an IDE")] = True,
 ) -> None:
     """Run the compat suite inside built images. Arguments after `--` go to pytest (e.g. -- -k proj)."""
     m = load(matrix)
     # The named images only: testing an image needs no parent image (a CI job has only the one it built).
     targets = [t for t in select(m, images, flavor, variant) if not images or t.image in images]
     rows = [Row(t.image, t.flavor, t.variant or "") for t in targets]
-    _test_rows(rows, targets, gpu=gpu, pytest_args=list(ctx.args))
+    _test_rows(rows, targets, gpu=gpu, pytest_args=list(ctx.args), m=m, browser=browser)
     _finish(rows, "test")
 
 

@@ -19,7 +19,7 @@ from vre.matrix import Layer, Matrix, Target
 
 PYTHON_VERSION = "3.11"  # Debian bookworm's python3, which the venv extends
 HASH_LINE = re.compile(r"^# vre-input-hash: (?P<hash>[0-9a-f]{64})$", re.M)
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)", re.M)
+PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)(?P<marker>[ \t]*;[^\\\n]*)?", re.M)
 
 
 class LockError(RuntimeError):
@@ -44,12 +44,7 @@ def _norm(name: str) -> str:
 
 def _ancestor_layers(matrix: Matrix, target: Target, layer: Layer) -> list[Layer]:
     """Layers installed before `layer` in this target's image: the ancestors', then the target's earlier ones."""
-    chain: list[Layer] = []
-    key = target.parent
-    while key:
-        chain = list(matrix.targets[key].layers) + chain
-        key = matrix.targets[key].parent
-    return chain + list(target.layers[: target.layers.index(layer)])
+    return matrix.image_layers(target.parent) + list(target.layers[: target.layers.index(layer)])
 
 
 def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
@@ -61,9 +56,23 @@ def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
         if path.is_file():
             text = path.read_text()
             parts.append(text)
-            constraints.extend(f"{n}=={v}" for n, v in pins(text).items())
+            # Every pin with its environment marker: a lock may pin one package twice (e.g. soupsieve 2.10 for
+            # python < 3.11.5 and 4.1.2 above); keeping only one of them makes the child's solve impossible.
+            constraints.extend(f"{m['name']}=={m['version']}{(m['marker'] or '').rstrip()}" for m in PIN.finditer(text))
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return digest, "\n".join(constraints) + "\n"
+
+
+def _home(matrix: Matrix, target: Target, layer: Layer) -> Target:
+    """The target a layer's lock belongs to. An image that includes another image's layer (`vre`: include
+    [desktop, ide]) installs that layer's lock as is: its pins are solved once, on the included image's own parent
+    chain, and `pip check` at install time proves they also fit the including image."""
+    if layer.name == target.image:
+        return target
+    for candidate in matrix.targets.values():
+        if candidate.image == layer.name and candidate.flavor == target.flavor and layer in candidate.layers:
+            return candidate
+    return target
 
 
 def _locked_layers(target: Target) -> list[Layer]:
@@ -71,6 +80,7 @@ def _locked_layers(target: Target) -> list[Layer]:
 
 
 def status(matrix: Matrix, target: Target, layer: Layer) -> str:
+    target = _home(matrix, target, layer)
     lock = layer.spec_dir / "requirements.txt"
     if not lock.is_file():
         return "missing"
@@ -91,7 +101,7 @@ def lock(matrix: Matrix, target: Target, *, check: bool, update: list[str]) -> l
         state = status(matrix, target, layer)
         report = LockReport(target=target.key, layer=layer.name, status=state)
         if not check and (state != "fresh" or update):
-            report.changes = _solve(matrix, target, layer, update)
+            report.changes = _solve(matrix, _home(matrix, target, layer), layer, update)
             report.status = "locked"
         reports.append(report)
     return reports

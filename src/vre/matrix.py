@@ -137,8 +137,13 @@ class Matrix:
                 key = self.targets[key].parent
         return [t for k, t in self.targets.items() if k in needed]
 
-    def children(self, key: str) -> list[Target]:
-        return [t for t in self.targets.values() if t.parent == key]
+    def image_layers(self, key: str | None) -> list[Layer]:
+        """Every layer installed in a target's image, its ancestors' first (none for key None)."""
+        chain: list[Layer] = []
+        while key:
+            chain = list(self.targets[key].layers) + chain
+            key = self.targets[key].parent
+        return chain
 
 
 def _location(loc: tuple) -> str:

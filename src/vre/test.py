@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -56,17 +57,52 @@ def run_compat(ref: str, *, gpu: bool = False, pytest_args: list[str] = (), work
         # Run the exact image id that was tested, so a tag moving meanwhile cannot change what passed.
         args += [result.image_id, "vre-compat", "-v", "-p", "no:cacheprovider",
                  "--junitxml=/tmp/vre-report/junit.xml", *pytest_args]
-        started = time.monotonic()
-        with result.log.open("w") as log:
-            proc = subprocess.Popen([engine.client(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    env=engine.env(), text=True, errors="replace")
-            for line in proc.stdout:
-                log.write(line)
-                if stream:
-                    stream(line.rstrip())
-            result.exit_code = proc.wait()
-        result.seconds = time.monotonic() - started
-        junit = Path(report_dir) / "junit.xml"
-        if junit.is_file():
-            result.passed, result.failed, result.skipped = counts(junit)
+        _run_logged([engine.client(), *args], result, Path(report_dir) / "junit.xml", stream)
     return result
+
+
+def _run_logged(cmd: list[str], result: TestResult, junit: Path, stream, cwd: Path | None = None) -> None:
+    """Run a test command, its output to result.log (and `stream`), its counts from the JUnit report."""
+    started = time.monotonic()
+    with result.log.open("w", buffering=1) as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=engine.env(),
+                                text=True, errors="replace")
+        for line in proc.stdout:
+            log.write(line)
+            if stream:
+                stream(line.rstrip())
+        result.exit_code = proc.wait()
+    result.seconds = time.monotonic() - started
+    if junit.is_file():
+        result.passed, result.failed, result.skipped = counts(junit)
+
+
+# Layers whose images get the host-side browser tests (tests/browser/: Chromium against a running container).
+BROWSER_LAYERS = ("desktop", "ide")
+
+
+def needs_browser(layers) -> bool:
+    return any(name in BROWSER_LAYERS for name in layers)
+
+
+def run_browser(ref: str, root: Path, *, workdir: Path = Path(".vre"), stream=None) -> TestResult:
+    """Run the browser tests (tests/browser/, pytest on the host) against `ref`; screenshots in .vre/artifacts/."""
+    result = TestResult(ref=ref, image_id=engine.image_id(ref) or "")
+    if not result.image_id:
+        raise engine.EngineError(f"image {ref} not found: build it first (vre build)")
+    result.log = workdir.resolve() / "logs" / ("browser-" + ref.replace("/", "-").replace(":", "-") + ".log")
+    result.log.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vre-browser-") as report_dir:
+        junit = Path(report_dir) / "junit.xml"
+        args = [sys.executable, "-m", "pytest", str(root / "tests" / "browser"), "-v", "-p", "no:cacheprovider",
+                "--rootdir", str(root), f"--vre-image={ref}", f"--junitxml={junit}"]
+        _run_logged(args, result, junit, stream, cwd=root)
+    return result
+
+
+def merge(first: TestResult, second: TestResult) -> TestResult:
+    """One row for an image tested twice (compat suite inside, browser tests outside)."""
+    return TestResult(ref=first.ref, image_id=first.image_id, passed=first.passed + second.passed,
+                      failed=first.failed + second.failed, skipped=first.skipped + second.skipped,
+                      seconds=first.seconds + second.seconds,
+                      exit_code=first.exit_code if first.exit_code != 0 else second.exit_code, log=first.log)

@@ -24,6 +24,9 @@ CAPABILITIES = {
     "dask": "Dask, distributed and dask-labextension",
     "voila": "Voila dashboards",
     "user": "hub contract: user, HOME, start, /opt/vre",
+    "qgis": "QGIS: application, Python bindings, qgis_process, Processing providers",
+    "vnc": "the VNC desktop: TigerVNC on a unix socket, noVNC through Jupyter, XFCE session, launchers",
+    "vscode": "code-server (VS Code in the browser) behind jupyter-vscode-proxy",
 }
 LAYERS_KEY = pytest.StashKey[set]()
 
