@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
+from vrekit import ROOT, build_or_fail
 
-from vre import cli, engine
+from vre import cli, engine, matrix
 from vre.test import run_compat
 
 
@@ -35,3 +37,16 @@ def test_removing_otb_fails_the_otb_tests(base_geo, tmp_path):
         assert re.search(r"FAILED .*otb", log, re.I), log[-3000:]
     finally:
         engine.docker("image", "rm", "-f", broken, check=False)
+
+
+DEBIAN = [key for key, t in matrix.load(ROOT / "images" / "matrix.yaml").targets.items() if t.flavor == "debian"]
+
+
+@pytest.mark.parametrize("key", DEBIAN)
+def test_every_debian_image_passes_its_compat_suite(docker_engine, real_matrix, key):
+    """Each image runs its own layer's tests and its ancestors' (the suite selects by /opt/vre/layers.txt)."""
+    ref = build_or_fail(real_matrix, [key], ROOT / ".vre")[key]
+    result = run_compat(ref)
+    assert result.ok, f"{key}: {result.failed} failed, {result.passed} passed; log {result.log}"
+    layers = engine.docker("run", "--rm", ref, "cat", "/opt/vre/layers.txt").stdout.decode().split()
+    assert layers == [layer.name for layer in real_matrix.image_layers(key)]
