@@ -15,7 +15,9 @@ RUN --mount=type=secret,id=vre-ca,mode=0444 \
         if [ -f "$script" ]; then bash -euo pipefail "$script" /out; fi; \
     done
 
-FROM ${BASE_IMAGE}
+# The image's content without the compat suite: children build FROM this stage of their parent (the factory passes its
+# image id), so editing a test rebuilds only each image's last, small layer below.
+FROM ${BASE_IMAGE} AS content
 ARG VRE_LAYERS
 ARG VRE_VARIANT=""
 ENV VRE_VARIANT=${VRE_VARIANT}
@@ -29,9 +31,12 @@ RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,targe
 USER ${NB_UID}
 RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
     vre-install user ${VRE_LAYERS}
-# The compat suite goes last: changing a test never invalidates the package layers above.
+
+# The published image: content + the compat suite (`vre-compat`, run by `vre test` and by anyone who pulls it).
+# --force-reinstall: a parent given as a full image (CI's --parent-image) already has an older copy.
+FROM content
 COPY --chown=1000:100 compat/ /tmp/vre-compat/
 RUN "${NB_PYTHON_PREFIX}/bin/python" -m pip install --no-cache-dir --no-deps --no-build-isolation --no-index \
-        --quiet /tmp/vre-compat \
+        --force-reinstall --quiet /tmp/vre-compat \
  && rm -rf /tmp/vre-compat "${HOME}/.cache" \
  && vre-manifest

@@ -158,6 +158,25 @@ def serve(cmd: list[str], ready_url: str, log: Path, timeout: float = 120, env: 
         _stop(proc)
 
 
+@contextlib.contextmanager
+def jupyter_server(root: Path, app: str = "lab", env: dict | None = None):
+    """A Jupyter server as the image runs it (its config, extensions, start-hook environment) on loopback, in `root`.
+
+    Explicit ip/port/root override the image's /etc/jupyter config (0.0.0.0:8888, which a live server may hold).
+    """
+    import secrets
+    from types import SimpleNamespace
+
+    port, token = free_port(), secrets.token_hex(16)
+    url = f"http://127.0.0.1:{port}"
+    cmd = [python_tool("jupyter"), app, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    log = root / f"{app}.log"
+    with serve(cmd, f"{url}/api/status?token={token}", log, env=env) as proc:
+        yield SimpleNamespace(url=url, ws_url=f"ws://127.0.0.1:{port}", proc=proc, log=log, token=token,
+                              auth={"Authorization": f"token {token}"})
+
+
 def _stop(proc: subprocess.Popen) -> None:
     for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         with contextlib.suppress(ProcessLookupError):

@@ -132,7 +132,7 @@ def stage_context(matrix: Matrix, target: Target, options: BuildOptions) -> Path
         _copy_tree(layer.image_dir, dest, skip=NOT_LAYER_FILES)
         dest.mkdir(parents=True, exist_ok=True)
     _copy_tree(matrix.root / "compat-tests", context / "compat")
-    for name, source in (("wheels", options.wheels), ("channel", options.channel)):
+    for name, source in (("wheels", options.wheels or matrix.wheels(target)), ("channel", options.channel)):
         (context / "extra" / name).mkdir(parents=True, exist_ok=True)
         if source:
             _copy_tree(source, context / "extra" / name)
@@ -143,7 +143,7 @@ def _docker_build(args: list[str], key: str, log: Path, progress: Progress) -> t
     """Run `docker build` streaming its plain progress to the log and the step names to the UI."""
     run = _Run()
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w", buffering=1) as out:  # line-buffered: the log is live for whoever tails it
+    with log.open("a", buffering=1) as out:  # line-buffered: the log is live for whoever tails it
         proc = subprocess.Popen([engine.client(), "build", "--progress=plain", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=engine.env(), text=True, errors="replace")
         try:
@@ -172,10 +172,29 @@ def build_foundation(matrix: Matrix, flavor: str, options: BuildOptions, progres
     base = ensure_base(matrix, flavor, progress.note)
     args = ["--target", flavor, "--build-arg", f"BASE_IMAGE={base}", "-f",
             str(matrix.root / "images" / "foundation" / "Dockerfile")]
-    return _run_build(args, matrix.root / "images" / "foundation", result, options, progress)
+    _run_build(args, matrix.root / "images" / "foundation", result, options, progress, final=True)
+    return result
+
+
+def content_ref(ref: str) -> str:
+    """The local tag of an image's content stage (the image without its compat suite), which its children build
+    FROM: editing a compat test then rebuilds only each image's last layer. BuildKit's FROM takes a name, not an id."""
+    return f"{ref}-content"
+
+
+def parent_base(matrix: Matrix, target: Target, options: BuildOptions) -> str:
+    """What a target builds FROM: its parent's content stage when that is here, else the parent's image (CI's
+    --parent-image, or a content tag removed meanwhile)."""
+    if options.parent_image:
+        return options.parent_image
+    if not target.parent:
+        return matrix.foundation_ref(target.flavor)
+    ref = matrix.targets[target.parent].ref
+    return content_ref(ref) if engine.image_id(content_ref(ref)) else ref
 
 
 def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress: Progress) -> BuildResult:
+    """Build one target: its content stage, then the image (content + compat suite), tagged only when both built."""
     result = BuildResult(key=target.key, ref=target.ref)
     stale = locks.stale(matrix, target)
     if stale:
@@ -184,24 +203,31 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
                         + "\n  run `vre lock` and commit the result")
         progress.done(result)
         return result
-    parent = options.parent_image or (matrix.targets[target.parent].ref if target.parent
-                                      else matrix.foundation_ref(target.flavor))
     context = stage_context(matrix, target, options)
     dockerfile = target.layers[-1].image_dir / "Dockerfile"
     if not dockerfile.is_file():
         dockerfile = matrix.root / "images" / "layer.Dockerfile"
-    args = ["-f", str(dockerfile), "--build-arg", f"BASE_IMAGE={parent}",
+    args = ["-f", str(dockerfile), "--build-arg", f"BASE_IMAGE={parent_base(matrix, target, options)}",
             "--build-arg", "VRE_LAYERS=" + " ".join(layer.name for layer in target.layers),
             "--build-arg", f"VRE_VARIANT={target.variant or ''}"]
+    content = _run_build([*args, "--target", "content"], context, result, options, progress)
+    if not content:
+        return result
     for name, value in labels(matrix, target).items():
         args += ["--label", f"{name}={value}"]
-    return _run_build(args, context, result, options, progress)
+    if _run_build(args, context, result, options, progress, final=True):
+        engine.docker("tag", content, content_ref(target.ref))
+    return result
 
 
-def _run_build(args: list[str], context: Path, result: BuildResult, options: BuildOptions,
-               progress: Progress) -> BuildResult:
-    progress.start(result.key)
-    result.log = options.workdir.resolve() / "logs" / (result.key.replace("/", "-") + ".log")
+def _run_build(args: list[str], context: Path, result: BuildResult, options: BuildOptions, progress: Progress,
+               final: bool = False) -> str:
+    """One `docker build` for `result` (its log and figures accumulate over calls); returns the image id, "" on
+    failure. Only a `final` build tags its image: only then does the tag move."""
+    if not result.log:
+        progress.start(result.key)
+        result.log = options.workdir.resolve() / "logs" / (result.key.replace("/", "-") + ".log")
+        result.log.unlink(missing_ok=True)
     iidfile = options.workdir.resolve() / "iid" / result.key.replace("/", "-")
     iidfile.parent.mkdir(parents=True, exist_ok=True)
     iidfile.unlink(missing_ok=True)
@@ -210,7 +236,7 @@ def _run_build(args: list[str], context: Path, result: BuildResult, options: Bui
         if not options.ca_bundle.is_file():
             result.status, result.error = "failed", f"CA bundle {options.ca_bundle} not found (use --ca-bundle PATH)"
             progress.done(result)
-            return result
+            return ""
         args += ["--secret", f"id=vre-ca,src={options.ca_bundle}"]
     if options.no_cache:
         args.append("--no-cache")
@@ -218,22 +244,25 @@ def _run_build(args: list[str], context: Path, result: BuildResult, options: Bui
     try:
         code, run = _docker_build([*args, str(context)], result.key, result.log, progress)
     except KeyboardInterrupt:
-        result.status, result.seconds = "interrupted", time.monotonic() - started
+        result.status, result.seconds = "interrupted", result.seconds + time.monotonic() - started
         progress.done(result)
         raise
-    result.seconds = time.monotonic() - started
-    result.steps, result.cached_steps = len(run.steps), run.cached
+    result.seconds += time.monotonic() - started
+    result.steps += len(run.steps)
+    result.cached_steps += run.cached
     if code != 0 or not iidfile.is_file():
         result.status = "failed"
         result.error = f"docker build failed (exit {code}); log: {result.log}\n{_tail(result.log)}"
         progress.done(result)
-        return result
-    result.image_id = iidfile.read_text().strip()
-    engine.docker("tag", result.image_id, result.ref)  # only now does the tag move
-    result.size = engine.inspect(result.image_id)["Size"]
-    result.status = "built"
-    progress.done(result)
-    return result
+        return ""
+    image_id = iidfile.read_text().strip()
+    if final:
+        result.image_id = image_id
+        engine.docker("tag", image_id, result.ref)
+        result.size = engine.inspect(image_id)["Size"]
+        result.status = "built"
+        progress.done(result)
+    return image_id
 
 
 def build(matrix: Matrix, targets: list[Target], options: BuildOptions, progress: Progress,

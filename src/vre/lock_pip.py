@@ -47,18 +47,37 @@ def _ancestor_layers(matrix: Matrix, target: Target, layer: Layer) -> list[Layer
     return matrix.image_layers(target.parent) + list(target.layers[: target.layers.index(layer)])
 
 
+def _for_image_python(marker: str | None) -> str:
+    """A constraint's marker, narrowed to the image's Python. uv's universal solve also forks for later Pythons,
+    where a package may declare other bounds (tensorflow 2.17: numpy>=1.26 on Python 3.12+): a pin that holds for
+    the image's Python only (Debian's numpy 1.24.2) must not veto those forks, or nothing solves."""
+    own = f'python_version == "{PYTHON_VERSION}"'
+    marker = (marker or "").strip().lstrip(";").strip()
+    return f" ; ({marker}) and {own}" if marker else f" ; {own}"
+
+
 def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
-    """(input hash, text of the constraints: the layer's own plus every earlier layer's pins)."""
+    """(input hash, text of the constraints: the layer's own plus every earlier layer's pins).
+
+    A separate environment (envs/NAME) sees Debian's packages but not the main environment: only the
+    Debian-provided versions (constraints.txt) of its layer and the earlier ones are fixed for it.
+    """
     parts = [f"python {PYTHON_VERSION}", (layer.spec_dir / "requirements.in").read_text()]
     constraints = []
-    for path in [lay.spec_dir / f for lay in _ancestor_layers(matrix, target, layer)
-                 for f in ("constraints.txt", "requirements.txt")] + [layer.spec_dir / "constraints.txt"]:
+    owner = _owner(target, layer)
+    if owner == layer:
+        sources = [lay.spec_dir / f for lay in _ancestor_layers(matrix, target, layer)
+                   for f in ("constraints.txt", "requirements.txt")]
+    else:
+        sources = [lay.spec_dir / "constraints.txt" for lay in _ancestor_layers(matrix, target, owner) + [owner]]
+    for path in sources + [layer.spec_dir / "constraints.txt"]:
         if path.is_file():
             text = path.read_text()
             parts.append(text)
             # Every pin with its environment marker: a lock may pin one package twice (e.g. soupsieve 2.10 for
             # python < 3.11.5 and 4.1.2 above); keeping only one of them makes the child's solve impossible.
-            constraints.extend(f"{m['name']}=={m['version']}{(m['marker'] or '').rstrip()}" for m in PIN.finditer(text))
+            constraints.extend(f"{m['name']}=={m['version']}{_for_image_python(m['marker'])}"
+                               for m in PIN.finditer(text))
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return digest, "\n".join(constraints) + "\n"
 
@@ -75,8 +94,22 @@ def _home(matrix: Matrix, target: Target, layer: Layer) -> Target:
     return target
 
 
+def _side_envs(layer: Layer) -> list[Layer]:
+    """A layer's separate environments, envs/NAME/requirements.in (as the conda flavor's envs/NAME/environment.yml),
+    each installed into a venv of its own by the layer (deep-learning-gpu's envs/tensorflow: TensorFlow's CUDA 12
+    stack beside torch's CUDA 13 one)."""
+    return [Layer(name=f"{layer.name}/envs/{path.parent.name}", spec_dir=path.parent, image_dir=layer.image_dir)
+            for path in sorted(layer.spec_dir.glob("envs/*/requirements.in"))]
+
+
+def _owner(target: Target, layer: Layer) -> Layer:
+    """The target's layer that `layer` is (or is a separate environment of)."""
+    return next(lay for lay in target.layers if lay.spec_dir in (layer.spec_dir, layer.spec_dir.parent.parent))
+
+
 def _locked_layers(target: Target) -> list[Layer]:
-    return [layer for layer in target.layers if (layer.spec_dir / "requirements.in").is_file()]
+    return [env for layer in target.layers
+            for env in ([layer] if (layer.spec_dir / "requirements.in").is_file() else []) + _side_envs(layer)]
 
 
 def status(matrix: Matrix, target: Target, layer: Layer) -> str:
@@ -121,6 +154,9 @@ def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str]) -> l
         cmd = ["uv", "pip", "compile", str(layer.spec_dir / "requirements.in"), "-c", str(constraints_file),
                "--generate-hashes", "--universal", "--python-version", PYTHON_VERSION, "--quiet",
                "--custom-compile-command", "vre lock", "-o", str(out)]
+        wheels = matrix.wheels(target)
+        if wheels:
+            cmd += ["--find-links", str(wheels)]  # the hashes of its wheels go into the lock like PyPI's
         for name in provided:
             cmd += ["--no-emit-package", name]
         for name in update:

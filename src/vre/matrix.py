@@ -55,6 +55,9 @@ class Flavor(_Strict):
 
 class Variant(_Strict):
     cuda: str | None = None
+    # Extra wheel source (a find-links folder) of the variant's pip locks and builds, e.g. a CPU-only PyTorch
+    # wheelhouse; a relative path is relative to the repository. `vre build --wheels DIR` overrides it.
+    wheels: str | None = None
 
 
 class Image(_Strict):
@@ -136,6 +139,11 @@ class Matrix:
                 needed.add(key)
                 key = self.targets[key].parent
         return [t for k, t in self.targets.items() if k in needed]
+
+    def wheels(self, target: Target) -> Path | None:
+        """The extra wheel source the target's variant declares, if any."""
+        variant = self.spec.variants.get(target.variant) if target.variant else None
+        return self.root / variant.wheels if variant and variant.wheels else None
 
     def image_layers(self, key: str | None) -> list[Layer]:
         """Every layer installed in a target's image, its ancestors' first (none for key None)."""

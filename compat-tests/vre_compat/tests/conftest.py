@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from vre_compat.helpers import layers_file, read_layers
+from vre_compat.helpers import jupyter_server, layers_file, read_layers
 
 # One marker per image layer (layer name with '-' -> '_'); every test carries at least one, and runs only when
 # all of its layers are installed.
@@ -27,6 +27,13 @@ CAPABILITIES = {
     "qgis": "QGIS: application, Python bindings, qgis_process, Processing providers",
     "vnc": "the VNC desktop: TigerVNC on a unix socket, noVNC through Jupyter, XFCE session, launchers",
     "vscode": "code-server (VS Code in the browser) behind jupyter-vscode-proxy",
+    "torch": "PyTorch: the variant's build, training",
+    "tensorflow": "TensorFlow: the variant's build, its Jupyter kernel",
+    "coexistence": "GDAL, OTB, PyTorch, TensorFlow (and QGIS) in one process: import orders, round trip, one copy "
+                   "of each native library, one GDAL/PROJ installation, also in Jupyter kernels",
+    "gpu": "the gpu variant's CUDA libraries; device checks skip without a GPU (`vre test --gpu` on a GPU host)",
+    "tensorboard": "TensorBoard through jupyter-server-proxy",
+    "ray": "Ray: its dashboard through jupyter-server-proxy, Dask graphs on Ray",
 }
 LAYERS_KEY = pytest.StashKey[set]()
 
@@ -72,6 +79,14 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, private_runtime_dirs):
+    """One JupyterLab for the whole run, as the image runs it: each layer's tests use it (the desktop's start a VNC
+    desktop through it, as a browser would)."""
+    with jupyter_server(tmp_path_factory.mktemp("lab")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,27 +2,12 @@
 import json
 import os
 import re
-import secrets
-from types import SimpleNamespace
 
 import pytest
 
-from vre_compat.helpers import free_port, http, python_tool, run_ok, serve
+from vre_compat.helpers import http, python_tool, run_ok
 
 pytestmark = [pytest.mark.base_geo, pytest.mark.jupyter]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lab")
-    port, token = free_port(), secrets.token_hex(16)
-    url = f"http://127.0.0.1:{port}"
-    # Explicit ip/port/root override the image's /etc/jupyter config (0.0.0.0:8888, which a live server holds).
-    cmd = [python_tool("jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
-    log = root / "lab.log"
-    with serve(cmd, f"{url}/api/status?token={token}", log) as proc:
-        yield SimpleNamespace(url=url, proc=proc, log=log, auth={"Authorization": f"token {token}"})
 
 
 def test_status(lab):

@@ -1,38 +1,12 @@
-"""Fixtures of the desktop tests: a JupyterLab server, and the VNC desktop started through it (as a browser does)."""
+"""Fixtures of the desktop tests: the VNC desktop started through the run's JupyterLab (as a browser does)."""
 import asyncio
-import secrets
 import time
 from types import SimpleNamespace
 
 import pytest
 
-from vre_compat.helpers import free_port, python_tool, serve, tail
+from vre_compat.helpers import tail
 from vre_compat.tests.desktop import xsession
-
-# Capability markers of these tests (to move to tests/conftest.py CAPABILITIES; registering twice is harmless).
-MARKERS = {
-    "qgis": "QGIS: application, Python bindings, qgis_process, Processing providers",
-    "vnc": "the VNC desktop: TigerVNC on a unix socket, noVNC through Jupyter, XFCE session, launchers",
-}
-
-
-def pytest_configure(config):
-    for name, doc in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {doc}")
-
-
-@pytest.fixture(scope="package")
-def lab(tmp_path_factory):
-    """JupyterLab as the image runs it (the image's config, extensions and start-hook environment), on loopback."""
-    root = tmp_path_factory.mktemp("lab")
-    port, token = free_port(), secrets.token_hex(16)
-    url = f"http://127.0.0.1:{port}"
-    cmd = [python_tool("jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
-    log = root / "lab.log"
-    with serve(cmd, f"{url}/api/status?token={token}", log) as proc:
-        yield SimpleNamespace(url=url, ws_url=f"ws://127.0.0.1:{port}", proc=proc, log=log, token=token,
-                              auth={"Authorization": f"token {token}"})
 
 
 async def _rfb_greeting(url: str, headers: dict, timeout: float) -> bytes:

@@ -56,23 +56,23 @@ def test_user_settings_kept(tmp_path):
     assert _settings(home, "User")["security.workspace.trust.enabled"] is False
 
 
-def test_jupyterlab_launcher_entry(ide_lab):
-    status, body = http(f"{ide_lab.url}/server-proxy/servers-info", headers=ide_lab.auth)
+def test_jupyterlab_launcher_entry(lab):
+    status, body = http(f"{lab.url}/server-proxy/servers-info", headers=lab.auth)
     assert status == 200, f"/server-proxy/servers-info answered {status}: {body[:300]}"
     entries = {s["name"]: s.get("launcher_entry", {}) for s in json.loads(body)["server_processes"]}
     assert entries.get("vscode", {}).get("title") == "VS Code", f"JupyterLab launcher entries: {entries}"
 
 
-def test_workbench_through_jupyter(ide_lab):
+def test_workbench_through_jupyter(lab):
     """/vscode/ starts code-server on a unix socket, in HOME, and serves its workbench."""
     status, body = 0, ""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        status, body = http(f"{ide_lab.url}/vscode/", headers=ide_lab.auth, timeout=60)
+        status, body = http(f"{lab.url}/vscode/", headers=lab.auth, timeout=60)
         if status == 200:
             break
         time.sleep(2)
-    assert status == 200, f"/vscode/ answered {status}: {body[:500]}\n{tail(ide_lab.log.read_text())}"
+    assert status == 200, f"/vscode/ answered {status}: {body[:500]}\n{tail(lab.log.read_text())}"
     assert "vscode-workbench" in body or "workbench" in body, f"/vscode/ is not the VS Code workbench: {body[:500]}"
     servers = [p for p in processes() if "entry.js" in " ".join(p["argv"]) or p["name"] == "code-server"]
     argv = next((p["argv"] for p in servers if "--socket" in p["argv"]), None)
