@@ -32,9 +32,10 @@ lock:
 env:
 	$(VRE) env $(ENV)
 
-## Benchmark (prints figures; not a test): cold and warm builds, image sizes.
+## Benchmark (prints figures, never a test): per debian cpu image cold, warm and one-package rebuilds, size, update
+## pull, start to JupyterLab ready, compat suite time; conda lock time. Parts: make bench BENCH="--no-cold --no-lock"
 bench: setup
-	$(PYTHON) scripts/bench.py
+	$(PYTHON) scripts/bench.py $(BENCH)
 
 clean:
 	rm -rf .vre

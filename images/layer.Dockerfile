@@ -32,11 +32,16 @@ USER ${NB_UID}
 RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
     vre-install user ${VRE_LAYERS}
 
-# The published image: content + the compat suite (`vre-compat`, run by `vre test` and by anyone who pulls it).
+# The tested image: content + the compat suite (`vre-compat`, run by `vre test` and by anyone who pulls it).
 # --force-reinstall: a parent given as a full image (CI's --parent-image) already has an older copy.
-FROM content
+FROM content AS image
 COPY --chown=1000:100 compat/ /tmp/vre-compat/
 RUN "${NB_PYTHON_PREFIX}/bin/python" -m pip install --no-cache-dir --no-deps --no-build-isolation --no-index \
         --force-reinstall --quiet /tmp/vre-compat \
  && rm -rf /tmp/vre-compat "${HOME}/.cache" \
  && vre-manifest
+
+# The published image: + its release files (manifest, CycloneDX SBOM), which the factory makes from the image stage
+# once that is built (release/ is empty until then) and which are published beside it as well.
+FROM image
+COPY release/ /opt/vre/release/

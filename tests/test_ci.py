@@ -71,7 +71,9 @@ def test_only_the_default_branch_and_version_tags_publish(real_matrix):
         assert job["if"] == ci.PUBLISH
         assert set(job["needs"]) == {ci.build_id(target, p) for p in target.platforms}
         join = scripts(job)[-1]
-        assert f"/{target.repository}:$tag" in join and join.count("-$GITHUB_RUN_ID-") == len(target.platforms)
+        assert f"/{target.repository}:$1" in join and join.count("-$GITHUB_RUN_ID-") == len(target.platforms)
+        # vre.tags names them, as `vre publish` does: immutable ones first, the moving ones last
+        assert join.index("--immutable") < join.index("--moving")
     for key, job in workflow["jobs"].items():  # everything else pushes to the per-run staging package only
         for line in (line for s in scripts(job) for line in s.splitlines() if line.startswith("docker push")):
             assert f"/{real_matrix.spec.name}-ci/" in line, key

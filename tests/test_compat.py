@@ -6,7 +6,7 @@ import re
 
 import pytest
 from typer.testing import CliRunner
-from vrekit import ROOT, build_or_fail
+from vrekit import ROOT, build_or_fail, heavy, needs_all_images
 
 from vre import cli, engine, matrix
 from vre.test import run_compat
@@ -39,7 +39,9 @@ def test_removing_otb_fails_the_otb_tests(base_geo, tmp_path):
         engine.docker("image", "rm", "-f", broken, check=False)
 
 
-DEBIAN = [key for key, t in matrix.load(ROOT / "images" / "matrix.yaml").targets.items() if t.flavor == "debian"]
+_REAL = matrix.load(ROOT / "images" / "matrix.yaml")
+DEBIAN = [pytest.param(key, marks=[needs_all_images] if heavy(t, _REAL) else [])
+          for key, t in _REAL.targets.items() if t.flavor == "debian"]
 
 
 @pytest.mark.parametrize("key", DEBIAN)

@@ -210,15 +210,11 @@ def lab(cluster) -> Lab:
     cluster.containers.append(name)
     docker("create", "--name", name, "--hostname", name, "--network", public, "-p", "127.0.0.1::8888",
            "-e", f"JUPYTER_TOKEN={token}",
-           # What a platform running a shared scheduler sets: dask clients in the Lab find it, and their
-           # dashboard_link points through the Lab's proxy instead of at a host the browser cannot reach.
+           # What a platform running a shared scheduler sets: dask clients in the Lab find it, and the image's
+           # Jupyter config allowlists its host for jupyter-server-proxy (images/base-geo/jupyter_server_config.py);
+           # the image's start hook points dashboard links through the proxy.
            "-e", f"DASK_SCHEDULER_ADDRESS={cluster.address}",
-           "-e", "DASK_DISTRIBUTED__DASHBOARD__LINK=/proxy/{host}:{port}/status",
            cluster.image, "jupyter", "lab",
-           # jupyter-server-proxy proxies only to allowlisted hosts (default: loopback); the platform knows its
-           # scheduler's host name and passes it as a hub passes Spawner.args. (Jupyter reads no general config from
-           # conf.d folders, and a mounted jupyter_server_config.json would hide the desktop image's own.)
-           f"--ServerProxy.host_allowlist={json.dumps(['localhost', '127.0.0.1', cluster.scheduler])}",
            timeout=300)
     docker("network", "connect", cluster.network, name)
     docker("start", name)

@@ -69,14 +69,28 @@ def test_conflict_with_parent_names_the_package(repo):
     assert "environments/debian/test-child/requirements.in" in msg and "six" in msg and "test-parent" in msg
 
 
-def test_targeted_update_moves_only_that_package(repo):
+@pytest.fixture
+def loosened(repo):
+    """The parent locked, then its requirements loosened so that both packages could move: (matrix, target, pins)."""
     _, m = repo
     parent = m.targets["test-parent/debian"]
     lock_pip.lock(m, parent, check=False, update=[])
     before = locked(m, "test-parent/debian")
-    (parent.layers[0].spec_dir / "requirements.in").write_text("six\npackaging\n")  # both may now move
+    (parent.layers[0].spec_dir / "requirements.in").write_text("six\npackaging\n")
+    return m, parent, before
+
+
+def test_targeted_update_moves_only_that_package(loosened):
+    m, parent, before = loosened
     reports = lock_pip.lock(m, parent, check=False, update=["packaging"])
     after = locked(m, "test-parent/debian")
     assert after["six"] == before["six"]
     assert after["packaging"] != before["packaging"]
     assert reports[0].changes == [f"~ packaging {before['packaging']} -> {after['packaging']}"]
+
+
+def test_update_all_moves_every_package(loosened):
+    m, parent, before = loosened
+    lock_pip.lock(m, parent, check=False, update=[], update_all=True)
+    after = locked(m, "test-parent/debian")
+    assert after["six"] != before["six"] and after["packaging"] != before["packaging"], (before, after)

@@ -10,6 +10,7 @@
 # directory whose content is copied to / of the final image. It writes only:
 #   $1/usr/lib/python3/dist-packages/otbApplication.py (+ __pycache__ .pyc)
 #   $1/usr/lib/python3/dist-packages/_otbApplication.<EXT_SUFFIX>.so
+#   $1/usr/local/etc/jupyter/jupyter_server_config.py (not OTB: the layer's Jupyter config, see the end)
 #   $1/usr/lib/otb/applications -> symlink to Debian's multiarch application directory, an
 #     arch-independent value for OTB_APPLICATION_PATH (and where pyotb looks by itself)
 # Runtime needs: otb-bin/libotb-apps and python3-numpy (all from the image's apt.txt).
@@ -174,5 +175,8 @@ res = app.GetImageAsNumpyArray("out")
 assert (res == numpy.arange(12).reshape(3, 4) * 2).all(), res
 print(f"otbApplication OK: {len(apps)} applications, BandMath through numpy OK")
 PY
+# Not OTB: base-geo's Jupyter server config (the proxy's host allowlist for Dask dashboards), in the system config
+# directory, beside what other layers put in their own files there or in the environment's.
+install -D -m 0644 "$(dirname "$0")/jupyter_server_config.py" "$out/usr/local/etc/jupyter/jupyter_server_config.py"
 step "done"
 find "$out" -mindepth 1 \( -type f -o -type l \) -exec ls -ld {} +

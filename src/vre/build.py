@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vre import engine, locks
+from vre import engine, locks, meta, sbom
 from vre.base import ensure_base
 from vre.matrix import Matrix, Target
 
@@ -132,6 +132,7 @@ def stage_context(matrix: Matrix, target: Target, options: BuildOptions) -> Path
         _copy_tree(layer.image_dir, dest, skip=NOT_LAYER_FILES)
         dest.mkdir(parents=True, exist_ok=True)
     _copy_tree(matrix.root / "compat-tests", context / "compat")
+    (context / "release").mkdir()  # the release files, once the image stage is built (see build_target)
     for name, source in (("wheels", options.wheels or matrix.wheels(target)), ("channel", options.channel)):
         (context / "extra" / name).mkdir(parents=True, exist_ok=True)
         if source:
@@ -172,7 +173,9 @@ def build_foundation(matrix: Matrix, flavor: str, options: BuildOptions, progres
     base = ensure_base(matrix, flavor, progress.note)
     args = ["--target", flavor, "--build-arg", f"BASE_IMAGE={base}", "-f",
             str(matrix.root / "images" / "foundation" / "Dockerfile")]
-    _run_build(args, matrix.root / "images" / "foundation", result, options, progress, final=True)
+    image_id = _run_build(args, matrix.root / "images" / "foundation", result, options, progress)
+    if image_id:
+        _tag(result, image_id, progress)
     return result
 
 
@@ -194,7 +197,8 @@ def parent_base(matrix: Matrix, target: Target, options: BuildOptions) -> str:
 
 
 def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress: Progress) -> BuildResult:
-    """Build one target: its content stage, then the image (content + compat suite), tagged only when both built."""
+    """Build one target: the image (content + compat suite), then its release files (manifest, SBOM) embedded; the
+    image and its content stage are tagged only when all of it succeeded."""
     result = BuildResult(key=target.key, ref=target.ref)
     stale = locks.stale(matrix, target)
     if stale:
@@ -210,20 +214,39 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
     args = ["-f", str(dockerfile), "--build-arg", f"BASE_IMAGE={parent_base(matrix, target, options)}",
             "--build-arg", "VRE_LAYERS=" + " ".join(layer.name for layer in target.layers),
             "--build-arg", f"VRE_VARIANT={target.variant or ''}"]
-    content = _run_build([*args, "--target", "content"], context, result, options, progress)
+    labelled = [*args, *(arg for name, value in labels(matrix, target).items() for arg in ("--label", f"{name}={value}"))]
+    image_id = _run_build([*labelled, "--target", "image"], context, result, options, progress)
+    # The content stage's id, right before tagging (an untagged image may be pruned meanwhile): all cached now.
+    content = image_id and _run_build([*args, "--target", "content"], context, result, options, progress, again=True)
     if not content:
         return result
-    for name, value in labels(matrix, target).items():
-        args += ["--label", f"{name}={value}"]
-    if _run_build(args, context, result, options, progress, final=True):
+    try:
+        files = meta.release_files(image_id, target.ref, options.workdir)
+    except (engine.EngineError, sbom.SbomError) as err:
+        result.status, result.error = "failed", f"release files (manifest, SBOM) not made: {err}"
+        progress.done(result)
+        return result
+    shutil.copytree(files, context / "release", dirs_exist_ok=True)
+    released = _run_build(labelled, context, result, options, progress, again=True)
+    if released:
         engine.docker("tag", content, content_ref(target.ref))
+        _tag(result, released, progress)
     return result
 
 
+def _tag(result: BuildResult, image_id: str, progress: Progress) -> None:
+    """The build succeeded: only now does the tag move."""
+    result.image_id = image_id
+    engine.docker("tag", image_id, result.ref)
+    result.size = engine.inspect(image_id)["Size"]
+    result.status = "built"
+    progress.done(result)
+
+
 def _run_build(args: list[str], context: Path, result: BuildResult, options: BuildOptions, progress: Progress,
-               final: bool = False) -> str:
-    """One `docker build` for `result` (its log and figures accumulate over calls); returns the image id, "" on
-    failure. Only a `final` build tags its image: only then does the tag move."""
+               again: bool = False) -> str:
+    """One `docker build` for `result` (its log and time accumulate over calls); returns the image id, "" on failure.
+    `again`: a stage the previous call built already (from cache, even under --no-cache; its steps are not counted)."""
     if not result.log:
         progress.start(result.key)
         result.log = options.workdir.resolve() / "logs" / (result.key.replace("/", "-") + ".log")
@@ -238,7 +261,7 @@ def _run_build(args: list[str], context: Path, result: BuildResult, options: Bui
             progress.done(result)
             return ""
         args += ["--secret", f"id=vre-ca,src={options.ca_bundle}"]
-    if options.no_cache:
+    if options.no_cache and not again:
         args.append("--no-cache")
     started = time.monotonic()
     try:
@@ -248,21 +271,14 @@ def _run_build(args: list[str], context: Path, result: BuildResult, options: Bui
         progress.done(result)
         raise
     result.seconds += time.monotonic() - started
-    result.steps += len(run.steps)
-    result.cached_steps += run.cached
+    if not again:
+        result.steps, result.cached_steps = len(run.steps), run.cached
     if code != 0 or not iidfile.is_file():
         result.status = "failed"
         result.error = f"docker build failed (exit {code}); log: {result.log}\n{_tail(result.log)}"
         progress.done(result)
         return ""
-    image_id = iidfile.read_text().strip()
-    if final:
-        result.image_id = image_id
-        engine.docker("tag", image_id, result.ref)
-        result.size = engine.inspect(image_id)["Size"]
-        result.status = "built"
-        progress.done(result)
-    return image_id
+    return iidfile.read_text().strip()
 
 
 def build(matrix: Matrix, targets: list[Target], options: BuildOptions, progress: Progress,

@@ -157,14 +157,17 @@ def build_job(matrix: Matrix, target: Target, platform: str) -> dict:
 
 
 def publish_job(matrix: Matrix, target: Target) -> dict:
-    """Join the target's per-arch images into one multi-arch tag: the moving tag, or a version tag's."""
+    """Join the target's per-arch images into multi-arch tags, named as `vre publish` names them (vre.tags): the
+    immutable ones (date, commit; a release's git tag) first, the moving ones once those are in."""
     sources = " ".join(f'"{_stage_ref(matrix, target, arch(p))}"' for p in target.platforms)
-    join = (f"tag={target.tag}\n"
-            'if [ "$GITHUB_REF_TYPE" = tag ]; then tag="$tag-$GITHUB_REF_NAME"; fi\n'
-            f'docker buildx imagetools create --tag "$VRE_REGISTRY/{target.repository}:$tag" {sources}\n')
+    select = f"{target.image} --flavor {target.flavor}" + (f" --variant {target.variant}" if target.variant else "")
+    join = (f'join() {{ docker buildx imagetools create --tag "$VRE_REGISTRY/{target.repository}:$1" {sources}; }}\n'
+            f'for tag in $(vre tags {select} --revision "$GITHUB_SHA" --immutable); do join "$tag"; done\n'
+            f'if [ "$GITHUB_REF_TYPE" = tag ]; then join "{target.tag}-$GITHUB_REF_NAME"; fi\n'
+            f'for tag in $(vre tags {select} --revision "$GITHUB_SHA" --moving); do join "$tag"; done\n')
     return {"name": f"publish {target.key}", "needs": [build_id(target, p) for p in target.platforms],
-            "if": PUBLISH, "runs-on": RUNNERS["linux/amd64"], "permissions": {"packages": "write"},
-            "steps": [_login_step(), {"name": f"Publish {target.repository}", "run": join}]}
+            "if": PUBLISH, "runs-on": RUNNERS["linux/amd64"], "permissions": {"contents": "read", "packages": "write"},
+            "steps": [*_setup_steps(), _login_step(), {"name": f"Publish {target.repository}", "run": join}]}
 
 
 def gpu_job(matrix: Matrix, target: Target) -> dict:

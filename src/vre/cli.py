@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 from rich.tree import Tree
 
-from vre import cli_ci, cli_conda, engine, leaks, matrix as matrix_mod
+from vre import cli_ci, cli_conda, cli_publish, cli_release, engine, leaks, matrix as matrix_mod
 from vre.base import base_ref
 from vre.build import DEFAULT_CA, BuildOptions, BuildResult, build
 from vre.report import Row, console, progress, summary
-from vre.test import TestResult, merge, needs_browser, run_browser, run_compat
+from vre.test import TestResult, merge, needs_browser, record, run_browser, run_compat
 
 app = typer.Typer(help="eo-vre: build, test and publish the Earth-observation VRE image matrix.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -60,7 +60,7 @@ def list_(matrix: MatrixOpt = DEFAULT_MATRIX, flavor: FlavorOpt = None) -> None:
 
 def _rows(targets, results: list[BuildResult]) -> list[Row]:
     by_key = {r.key: r for r in results}
-    rows = [Row(f"foundation", r.key.split("/")[1], "", build=r) for r in results if r.key.startswith("foundation/")]
+    rows = [Row("foundation", r.key.split("/")[1], "", build=r) for r in results if r.key.startswith("foundation/")]
     return rows + [Row(t.image, t.flavor, t.variant or "", build=by_key.get(t.key)) for t in targets]
 
 
@@ -73,13 +73,19 @@ def _test_rows(rows: list[Row], targets, gpu: bool, pytest_args: list[str], m: m
             continue
         console.print(f"[bold]▶ testing {target.ref}[/bold]")
         try:
-            row.test = run_compat(target.ref, gpu=gpu, pytest_args=pytest_args,
-                                  stream=lambda line: console.print("  " + line, markup=False, highlight=False))
-            if browser and m is not None and needs_browser(layer.name for layer in m.image_layers(target.key)):
+            compat = row.test = run_compat(target.ref, gpu=gpu, pytest_args=pytest_args,
+                                           stream=lambda line: console.print("  " + line, markup=False,
+                                                                             highlight=False))
+            in_browser = m is not None and needs_browser(layer.name for layer in m.image_layers(target.key))
+            outside = None
+            if browser and in_browser:
                 console.print(f"[bold]▶ browser tests of {target.ref}[/bold] (Chromium, tests/browser/)")
-                row.test = merge(row.test, run_browser(
-                    target.ref, m.root, workdir=m.root / ".vre",
-                    stream=lambda line: console.print("  " + line, markup=False, highlight=False)))
+                outside = run_browser(target.ref, m.root, workdir=m.root / ".vre",
+                                      stream=lambda line: console.print("  " + line, markup=False, highlight=False))
+                row.test = merge(compat, outside)
+            if m is not None:  # the verdict on this image id, which `vre publish` requires
+                complete = not pytest_args and (outside is not None or not in_browser)
+                record(m.root / ".vre", compat, outside, complete=complete, pytest_args=pytest_args, gpu=gpu)
         except engine.EngineError as e:
             console.print(f"[red]error:[/red] {e}", highlight=False)
             row.test = TestResult(ref=target.ref)
@@ -147,10 +153,13 @@ def test_cmd(
 ) -> None:
     """Run the compat suite inside built images. Arguments after `--` go to pytest (e.g. -- -k proj)."""
     m = load(matrix)
+    # Click hands what follows `--` to the variadic IMAGES: pytest's arguments start at the first option there.
+    split = next((i for i, arg in enumerate(images or ()) if arg.startswith("-")), len(images or ()))
+    images, pytest_args = (images or [])[:split], [*(images or [])[split:], *ctx.args]
     # The named images only: testing an image needs no parent image (a CI job has only the one it built).
     targets = [t for t in select(m, images, flavor, variant) if not images or t.image in images]
     rows = [Row(t.image, t.flavor, t.variant or "") for t in targets]
-    _test_rows(rows, targets, gpu=gpu, pytest_args=list(ctx.args), m=m, browser=browser)
+    _test_rows(rows, targets, gpu=gpu, pytest_args=pytest_args, m=m, browser=browser)
     _finish(rows, "test")
 
 
@@ -170,3 +179,5 @@ def scan_ca(
 
 cli_ci.register(app)
 cli_conda.register(app)
+cli_publish.register(app)
+cli_release.register(app)

@@ -75,6 +75,8 @@ def lock(
     check: Annotated[bool, typer.Option("--check", help="only report missing and stale locks (exit 1 if any)")] = False,
     update: Annotated[Optional[list[str]], typer.Option(
         "--update", help="relock to update PACKAGE (and what it drags along) only; repeatable")] = None,
+    update_all: Annotated[bool, typer.Option(
+        "--update-all", help="relock every lock, each package to the newest version its constraints allow")] = False,
     channel: ChannelOpt = None,
     mirror: MirrorOpt = None,
     timeout: TimeoutOpt = None,
@@ -92,9 +94,10 @@ def lock(
     for target in targets:
         try:
             if target.flavor == "conda":
-                found = conda_lock.lock(m, target, check=check, update=list(update or []), options=options)
+                found = conda_lock.lock(m, target, check=check, update=list(update or []), options=options,
+                                        update_all=update_all)
             else:
-                found = lock_pip.lock(m, target, check=check, update=list(update or []))
+                found = lock_pip.lock(m, target, check=check, update=list(update or []), update_all=update_all)
         except (CondaError, lock_pip.LockError) as e:
             raise _fail(f"{target.key}: {e}") from None
         for report in found:

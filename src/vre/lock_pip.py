@@ -127,20 +127,22 @@ def stale(matrix: Matrix, target: Target) -> list[str]:
             for layer in _locked_layers(target) if (state := status(matrix, target, layer)) != "fresh"]
 
 
-def lock(matrix: Matrix, target: Target, *, check: bool, update: list[str]) -> list[LockReport]:
-    """Check, or (re)solve, the requirements locks of the target's layers."""
+def lock(matrix: Matrix, target: Target, *, check: bool, update: list[str],
+         update_all: bool = False) -> list[LockReport]:
+    """Check, or (re)solve, the requirements locks of the target's layers (`update_all`: every package to its newest
+    allowed version, the existing pins ignored)."""
     reports = []
     for layer in _locked_layers(target):
         state = status(matrix, target, layer)
         report = LockReport(target=target.key, layer=layer.name, status=state)
-        if not check and (state != "fresh" or update):
-            report.changes = _solve(matrix, _home(matrix, target, layer), layer, update)
+        if not check and (state != "fresh" or update or update_all):
+            report.changes = _solve(matrix, _home(matrix, target, layer), layer, update, update_all)
             report.status = "locked"
         reports.append(report)
     return reports
 
 
-def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str]) -> list[str]:
+def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str], update_all: bool = False) -> list[str]:
     digest, constraints = _inputs(matrix, target, layer)
     lock_path = layer.spec_dir / "requirements.txt"
     before = pins(lock_path.read_text()) if lock_path.is_file() else {}
@@ -149,7 +151,7 @@ def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str]) -> l
         constraints_file = Path(tmp) / "constraints.txt"
         constraints_file.write_text(constraints)
         out = Path(tmp) / "requirements.txt"
-        if lock_path.is_file():
+        if lock_path.is_file() and not update_all:
             out.write_text(lock_path.read_text())  # uv prefers the pins already there: only updates move
         cmd = ["uv", "pip", "compile", str(layer.spec_dir / "requirements.in"), "-c", str(constraints_file),
                "--generate-hashes", "--universal", "--python-version", PYTHON_VERSION, "--quiet",

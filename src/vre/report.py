@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vre.build import BuildResult, Progress
+from vre.sizes import human_size
 from vre.test import TestResult
 
 # Wide enough for the summary table in CI logs, where no terminal tells the width.
@@ -22,15 +23,6 @@ class Row:
     variant: str
     build: BuildResult | None = None
     test: TestResult | None = None
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit in ("B", "kB") else f"{value:.2f} {unit}"
-        value /= 1000
-    return ""
 
 
 def summary(rows: list[Row], title: str = "eo-vre") -> Table:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from vre import engine
@@ -106,3 +108,52 @@ def merge(first: TestResult, second: TestResult) -> TestResult:
                       failed=first.failed + second.failed, skipped=first.skipped + second.skipped,
                       seconds=first.seconds + second.seconds,
                       exit_code=first.exit_code if first.exit_code != 0 else second.exit_code, log=first.log)
+
+
+@dataclass
+class Verdict:
+    """The test verdict on one image id, kept in .vre/tested/<id>.json: `vre publish` pushes an image only when
+    the verdict on its current id is a complete, passing run."""
+
+    image_id: str
+    ref: str
+    ok: bool
+    complete: bool  # the whole suite ran: no pytest selection, browser tests included where the image needs them
+    tested_at: str
+    compat: dict
+    browser: dict | None = None
+    pytest_args: list[str] | None = None
+    gpu: bool = False
+
+
+def _verdict_path(workdir: Path, image_id: str) -> Path:
+    return workdir / "tested" / (image_id.removeprefix("sha256:") + ".json")
+
+
+def _summary(result: TestResult) -> dict:
+    return {"passed": result.passed, "failed": result.failed, "skipped": result.skipped,
+            "exit_code": result.exit_code, "seconds": round(result.seconds, 1), "log": str(result.log or "")}
+
+
+def record(workdir: Path, compat: TestResult, browser: TestResult | None, *, complete: bool,
+           pytest_args: list[str] = (), gpu: bool = False) -> Path | None:
+    """Keep the verdict of a test run on its image id. A complete run always counts; a partial run (a selection)
+    counts only when it failed: a failure anywhere condemns the image, a partial pass proves nothing."""
+    ok = compat.ok and (browser is None or browser.ok)
+    # The browser tests run the tag: if it moved to another image meanwhile, they say nothing about this id.
+    complete = complete and (browser is None or browser.image_id == compat.image_id)
+    if not complete and ok:
+        return None
+    path = _verdict_path(workdir, compat.image_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    verdict = Verdict(image_id=compat.image_id, ref=compat.ref, ok=ok, complete=complete,
+                      tested_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), compat=_summary(compat),
+                      browser=_summary(browser) if browser else None, pytest_args=list(pytest_args), gpu=gpu)
+    path.write_text(json.dumps(asdict(verdict), indent=2) + "\n")
+    return path
+
+
+def verdict(workdir: Path, image_id: str) -> tuple[Path, Verdict | None]:
+    """Where the verdict on `image_id` is kept, and the verdict (None: never tested)."""
+    path = _verdict_path(workdir, image_id)
+    return path, Verdict(**json.loads(path.read_text())) if path.is_file() else None

@@ -31,7 +31,7 @@ XSESSION = ["python", "-m", "vre_compat.tests.desktop.xsession"]
 
 
 class BrowserSetupError(RuntimeError):
-    """Node.js, npm, Chromium or playwright-core is missing: not a failure of the image."""
+    """A host tool of the tests (Chromium, Node.js, npm, an npm package) is missing: not a failure of the image."""
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -43,20 +43,24 @@ def docker(*args: str, check: bool = True, timeout: float = 300, **kwargs) -> su
 
 
 def ensure_tools(chromium: str = CHROMIUM) -> None:
-    """Chromium, node and playwright-core ready; `npm ci` (from the committed lock) when node_modules is missing."""
+    """Chromium, node and playwright-core ready."""
     if not Path(chromium).is_file():
         raise BrowserSetupError(f"{chromium} not found: run `make setup` (installs Debian's chromium)")
-    node = shutil.which("node")
-    if node is None:
+    npm_ci(HERE, "playwright-core")
+
+
+def npm_ci(folder: Path, package: str) -> None:
+    """node on PATH, and folder's npm packages: `npm ci` (from its committed lock) when `package` is missing."""
+    if shutil.which("node") is None:
         raise BrowserSetupError("node not found: run `make setup` (installs Debian's nodejs and npm)")
-    if not (HERE / "node_modules" / "playwright-core" / "package.json").is_file():
+    if not (folder / "node_modules" / package / "package.json").is_file():
         npm = shutil.which("npm")
         if npm is None:
             raise BrowserSetupError("npm not found: run `make setup` (installs Debian's nodejs and npm)")
-        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
+        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True, text=True,
                               timeout=600)
         if proc.returncode != 0:
-            raise BrowserSetupError(f"npm ci in {HERE} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+            raise BrowserSetupError(f"npm ci in {folder} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
 
 
 def artifacts_dir(root: Path, ref: str) -> Path:

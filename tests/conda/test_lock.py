@@ -182,6 +182,18 @@ def test_update_moves_the_package_and_what_it_drags_only(tmp_path, pool):
     assert "other" not in result.output
 
 
+def test_update_all_moves_every_package(tmp_path, pool):
+    """--update-all (the weekly lock refresh): every package to the newest version allowed, the old lock ignored."""
+    channel = make_channel(pool, tmp_path / "channel", package_is("geotool-1.0", "dragdep-1.0", "other-1.0"))
+    m = conda_repo(tmp_path / "repo", {"base": {}}, {"base": {"environment.yml": env_yml("geotool", "other")}},
+                   [channel.as_uri()])
+    assert vre("lock", "--matrix", str(m.path)).exit_code == 0
+    make_channel(pool, channel, package_is("geotool-1.1", "dragdep-2.0", "other-1.1"))
+    result = vre("lock", "--update-all", "--matrix", str(m.path))
+    assert result.exit_code == 0, result.output
+    assert {n: v for n, (v, _) in locked(m, "base").items()} == {"geotool": "1.1", "dragdep": "2.0", "other": "1.1"}
+
+
 def test_mirror_is_transport_only(tmp_path, pool, serve):
     # "conda-forge" fetched from a loopback mirror: the lock records conda-forge's canonical URLs.
     url = serve(pool)

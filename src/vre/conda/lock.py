@@ -95,17 +95,18 @@ def stale(matrix: Matrix, target: Target) -> list[str]:
 
 
 def lock(matrix: Matrix, target: Target, *, check: bool, update: list[str],
-         options: LockOptions | None = None) -> list[CondaLockReport]:
-    """Check, or (re)solve, the target's locks: missing and stale ones, and those holding a package to update."""
+         options: LockOptions | None = None, update_all: bool = False) -> list[CondaLockReport]:
+    """Check, or (re)solve, the target's locks: missing and stale ones, and those holding a package to update
+    (`update_all`: every lock, solved afresh without preferring its current records)."""
     options = options or LockOptions()
     reports = []
     for unit in units_of(matrix, target):
         state, reasons = status(unit)
         report = CondaLockReport(target=target.key, layer=unit.name, status=state, reasons=reasons)
         held = state != "missing" and bool(update) and _holds(unit, update)
-        if not check and (state != "fresh" or held):
+        if not check and (state != "fresh" or held or update_all):
             started = time.monotonic()
-            report.changes = relock(unit, update, options)
+            report.changes = relock(unit, update, options, update_all)
             report.status, report.seconds = "locked", time.monotonic() - started
         reports.append(report)
     return reports
@@ -119,7 +120,7 @@ def _holds(unit: Unit, names: list[str]) -> bool:
     return any(p.name in names for p in lock.package)
 
 
-def relock(unit: Unit, update: list[str], options: LockOptions) -> list[str]:
+def relock(unit: Unit, update: list[str], options: LockOptions, update_all: bool = False) -> list[str]:
     """Solve every platform of the unit (concurrently), write its lock files and return what changed."""
     parents = parent_digests(unit)
     if parents is None:
@@ -144,7 +145,8 @@ def relock(unit: Unit, update: list[str], options: LockOptions) -> list[str]:
                 raise CondaError(f"{unit.parent.name}'s lock pins {', '.join(gone)} for {platform} (e.g. {entry.url}), "
                                  f"which the channels {', '.join(channels)} no longer provide: relock "
                                  f"{unit.parent.name} first (`vre lock --update {gone[0]}`)")
-            preferred_entries = {n: e for n, e in (lockfile.packages(old, platform) if old else {}).items()
+            preferred_entries = {n: e for n, e in (lockfile.packages(old, platform) if old and not update_all
+                                                   else {}).items()
                                  if n not in update and n not in pinned_entries}
             preferred = await solver.records(preferred_entries, platform)
             return await solver.solve(unit, platform, list(pinned.values()), list(preferred.values()))

@@ -1,8 +1,11 @@
 """Dask over raster tiles: a tiled GeoTIFF read in chunks by rioxarray, reduced on a LocalCluster."""
+import json
+import os
+
 import numpy as np
 import pytest
 
-from vre_compat.helpers import write_geotiff
+from vre_compat.helpers import python_tool, run_ok, write_geotiff
 
 pytestmark = [pytest.mark.base_geo, pytest.mark.dask]
 
@@ -28,3 +31,23 @@ def test_tiled_sum_and_mean_on_local_cluster(tmp_path):
     assert len(workers) == 2, f"cluster had workers {list(workers)}"
     assert int(total) == int(data.sum(dtype="int64")), "dask sum differs from numpy"
     assert float(mean) == pytest.approx(data.mean(dtype="float64"), rel=1e-12), "dask mean differs from numpy"
+
+
+def test_dashboard_link_goes_through_the_proxy():
+    """The start hook points dask's dashboard links through jupyter-server-proxy (the hub's prefix if any)."""
+    import dask
+
+    expected = f"{os.environ.get('JUPYTERHUB_SERVICE_PREFIX', '/')}proxy/{{host}}:{{port}}/status"
+    assert dask.config.get("distributed.dashboard.link") == expected, \
+        "DASK_DISTRIBUTED__DASHBOARD__LINK is not set by the image's start hook (run through `start`)"
+
+
+def test_proxy_allowlists_the_platform_scheduler_only():
+    """A scheduler named by DASK_SCHEDULER_ADDRESS (and hosts in VRE_PROXY_HOSTS) may be proxied, nothing else."""
+    code = ("from jupyter_server.serverapp import ServerApp; import json; app = ServerApp(); "
+            "app.load_config_file(); "
+            "print(json.dumps(list(app.config.ServerProxy.host_allowlist)))")
+    env = {**os.environ, "DASK_SCHEDULER_ADDRESS": "tcp://dask-scheduler:8786", "VRE_PROXY_HOSTS": "ray-head"}
+    hosts = json.loads(run_ok([python_tool("python"), "-c", code], env=env).stdout.strip().splitlines()[-1])
+    assert {"dask-scheduler", "ray-head", "localhost"} <= set(hosts), hosts
+    assert not any("*" in host for host in hosts), f"the allowlist is open: {hosts}"

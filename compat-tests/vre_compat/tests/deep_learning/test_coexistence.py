@@ -4,6 +4,9 @@ trip through all of them, one copy of each native library, one GDAL/PROJ install
 Each import order runs in a fresh process (probe.py): what one order loads first decides which library the others
 get, so a conflict shows in some orders only.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from vre_compat.tests.deep_learning import stack
@@ -18,9 +21,29 @@ def reference_openmp():
             for env in stack.environments()}
 
 
+@pytest.fixture(scope="module")
+def import_reports(request):
+    """The probe of every selected import order, a few at a time: each is a fresh process importing the whole stack
+    (seconds of CPU each, 120 orders with QGIS), and the orders are independent. {(env name, order): report}."""
+    selected = [item.callspec.params for item in request.session.items
+                if getattr(item, "originalname", "") == "test_import_order"]
+
+    def one(env, order):
+        try:
+            return stack.probe(env, "imports", ",".join(order))
+        except BaseException as err:  # noqa: B036 (pytest.fail in a worker: re-raised by that order's test)
+            return err
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {(p["env"].name, p["order"]): pool.submit(one, p["env"], p["order"]) for p in selected}
+    return {key: future.result() for key, future in futures.items()}
+
+
 @pytest.mark.parametrize("env,order", stack.import_orders())
-def test_import_order(env, order, reference_openmp):
-    report = stack.probe(env, "imports", ",".join(order))
+def test_import_order(env, order, reference_openmp, import_reports):
+    report = import_reports[(env.name, order)]
+    if isinstance(report, BaseException):
+        raise report
     where = f"{env.name} environment ({env.python}), import order {' -> '.join(order)}"
     duplicates = stack.duplicate_libraries(report["libraries"])
     assert not duplicates, f"{where}: " + "; ".join(duplicates)
