@@ -55,8 +55,14 @@ def extract(image: str, folder: str, dest: Path) -> Path:
     data = _docker_out("run", "--rm", "--network", "none", "--entrypoint", "tar", image, "-C", folder, "-cf", "-", ".")
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
+        tar.extractall(dest, filter=_files_only)
     return dest
+
+
+def _files_only(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """Regular files and folders, safely: links (e.g. the conda flavor's /opt/vre/tools/bin/python3 -> /usr/...) are
+    not what a manifest reads, and an absolute one would be refused."""
+    return None if member.issym() or member.islnk() else tarfile.data_filter(member, path)
 
 
 def _probe(image: str) -> dict:
