@@ -247,7 +247,8 @@ def test_dashboard_link_from_the_lab(cluster, lab):
     """A dask client in the Lab finds the platform's scheduler and links its dashboard through the Lab's proxy."""
     code = ("from distributed import Client\n"
             f"with Client(timeout={WAIT}) as c: print(len(c.nthreads()), c.dashboard_link)")
-    out = docker("exec", lab.container, "python", "-c", code, timeout=WAIT + 60).split()
+    # Through `start`, as the Lab's kernels and terminals get their environment (its hooks; `docker exec` runs none).
+    out = docker("exec", lab.container, "start", "python", "-c", code, timeout=WAIT + 60).split()
     assert out == [str(len(WORKERS)), f"/proxy/{cluster.scheduler}:{DASHBOARD_PORT}/status"]
 
 
