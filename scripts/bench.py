@@ -4,7 +4,8 @@
 Per image (default: every debian image, cpu variant, with the parents they need):
   cold     build time with every step run anew (--no-cache) and the base bootstrapped again, in a throwaway copy of
            the repository named eo-vre-bench (no real tag moves; the engine's cache is never pruned)
-  warm     rebuild time with nothing changed, and the steps BuildKit took from its cache
+  warm     rebuild time with nothing changed, and the steps BuildKit took from its cache (each image on its
+           parent as it is; an image older than its parent is not rebuilt)
   rebuild  one pip package added to the top layer of --rebuild IMAGE (in a copy): lock and build time, which layers
            were rebuilt (by build step), whether the parent came from the cache, the bytes a user pulls to update
   size     image size and layers (with --compare: the bytes a user of the older run's image pulls to update)
@@ -32,7 +33,7 @@ import bench_lock
 import bench_run
 
 from vre import engine, matrix
-from vre.report import human_size
+from vre.sizes import human_size
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("cold", "warm", "rebuild", "size", "start", "compat", "lock")
@@ -67,6 +68,12 @@ def run_sections(args: argparse.Namespace, m: matrix.Matrix, keys: list[str], se
     def built() -> list[str]:  # asked when a section starts: the builds before it may have made images
         return [k for k in keys if engine.image_id(m.targets[k].ref)]
 
+    def rebuilt() -> list[str]:
+        found = [k for k in built() if m.targets[k].image == args.rebuild]
+        if not found:
+            raise bench_build.BenchError(f"--rebuild {args.rebuild}: no image of the selection built here")
+        return found
+
     def size(key: str) -> dict:
         ref = m.targets[key].ref
         return {"image_id": engine.image_id(ref), "size": engine.inspect(ref)["Size"],
@@ -76,12 +83,12 @@ def run_sections(args: argparse.Namespace, m: matrix.Matrix, keys: list[str], se
         "cold": lambda: bench_build.cold(m, keys, workdir / "cold"),
         "warm": lambda: bench_build.warm(m, keys, workdir / "warm"),
         "rebuild": lambda: {k: bench_build.one_package(m, k, args.package, workdir / "rebuild")
-                            for k in built() if m.targets[k].image == args.rebuild},
+                            for k in rebuilt()},
         "size": lambda: {k: size(k) for k in built()},
         "start": lambda: {k: bench_run.start_to_ready(m.targets[k].ref, args.starts) for k in built()},
         "compat": lambda: {k: bench_run.compat(m.targets[k].ref, shlex.split(args.compat_select), workdir)
                            for k in built()},
-        "lock": lambda: {"names": {n: round(bench_lock.bench(int(n), random.Random(7)), 1)
+        "lock": lambda: {"names": {n: round(bench_lock.bench(int(n), random.Random(7)), 1)  # its default seed
                                    for n in args.lock_names.split(",")}},
     }
     figures: dict = {}
