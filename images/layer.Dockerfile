@@ -1,6 +1,6 @@
 # One eo-vre layer on top of its parent image; used for every image of the matrix.
 # The factory stages the build context: layers/<name>/ (spec, lock, postBuild, start, build.sh of each layer this
-# image adds), compat/ (the compat-test suite) and extra/ (wheel sources, local conda channels: bind-mounted only).
+# image adds), builder/<name>/ (the same without the Python/conda specs, locks and postBuild), compat/ (the compat-test suite) and extra/ (wheel sources, local conda channels: bind-mounted only).
 ARG BASE_IMAGE
 
 # Optional compile step of a layer (its build.sh); only what it writes to /out reaches the image.
@@ -8,7 +8,7 @@ FROM ${BASE_IMAGE} AS builder
 # A throwaway stage (only what build.sh writes to /out leaves it): root here is root in no image.
 # hadolint ignore=DL3002
 USER 0
-COPY layers/ /tmp/vre-layers/
+COPY builder/ /tmp/vre-layers/
 RUN --mount=type=secret,id=vre-ca,mode=0444 \
     mkdir -p /out \
  && for script in /tmp/vre-layers/*/build.sh; do \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from vre import engine, matrix
@@ -83,3 +85,31 @@ def test_a_bad_hash_fails_the_build(docker_engine, tmp_path):
     assert results[-1].status == "failed"
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in results[-1].log.read_text()
     assert engine.image_id("eo-vre/test-badhash:debian") is None
+
+
+def test_a_python_package_change_does_not_rerun_build_sh(docker_engine, tmp_path):
+    """build.sh runs in the builder stage, which sees the layer without its Python specs, locks and postBuild: a lock
+    change reuses its output from the cache; a change to build.sh itself runs it again."""
+    # A script no earlier run has built: the cache holds no result of it.
+    build_sh = f"#!/bin/sh\n# {uuid.uuid4()}\nmkdir -p $1/opt && date +%s%N > $1/opt/built-at\n"
+    root = mini_repo(tmp_path, {"test-builder": {"build.sh": build_sh, "requirements.txt": SIX,
+                                                  "postBuild": "#!/bin/bash\necho one > $HOME/.postbuild\n"}})
+    spec = root / "environments" / "debian" / "test-builder"
+
+    def build_and_read() -> tuple[str, str]:
+        m = matrix.load(root / "images" / "matrix.yaml")
+        ref = build_or_fail(m, ["test-builder/debian"], root / ".vre")["test-builder/debian"]
+        out = sh(ref, "cat /opt/built-at; cat $HOME/.postbuild; grep -c . /opt/vre/layers/test-builder/requirements.txt")
+        built_at, postbuild, lines = out.split()
+        return built_at, f"{postbuild} {lines}"
+
+    first, installed = build_and_read()
+    (spec / "requirements.txt").write_text("# one line more in the lock\n" + SIX)
+    (spec / "postBuild").write_text("#!/bin/bash\necho two > $HOME/.postbuild\n")
+    again, reinstalled = build_and_read()
+    assert (installed, reinstalled) == ("one 2", "two 3")  # the content stage did take the new lock and postBuild
+    assert again == first, "build.sh ran again for a change in the layer's Python lock and postBuild only"
+
+    (spec / "build.sh").write_text(build_sh + "# changed\n")
+    rebuilt, _ = build_and_read()
+    assert rebuilt != first, "a change to build.sh itself must run it again"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+from vre import build as vre_build
 from vre import engine, matrix
 
 from vrekit import build_or_fail, mini_repo
@@ -36,3 +37,25 @@ def test_interrupted_build_leaves_the_tag_alone(docker_engine, tmp_path):
     assert proc.returncode == 130, output
     assert "interrupted" in output
     assert engine.image_id(ref) == good
+
+
+
+def test_a_stage_not_reused_tags_nothing(docker_engine, tmp_path, monkeypatch):
+    """The factory builds the content stage a second time expecting BuildKit's cache (seen missing once, with other
+    builds on the engine); built anew, it is not the tested image's content. Simulated with --no-cache there."""
+    root = mini_repo(tmp_path, {"test-stacked": {"apt.txt": "\n", "postBuild": "date +%s%N > $HOME/.built-at\n"}})
+    m = matrix.load(root / "images" / "matrix.yaml")
+    target = m.targets["test-stacked/debian"]
+    refs = (target.ref, vre_build.content_ref(target.ref))
+    before = [engine.image_id(ref) for ref in refs]  # an earlier run's, or None
+    real_run_build = vre_build._run_build
+
+    def content_not_from_cache(args, *rest, **kw):
+        return real_run_build([*args, "--no-cache"] if "content" in args else args, *rest, **kw)
+
+    monkeypatch.setattr(vre_build, "_run_build", content_not_from_cache)
+    results = []
+    assert not vre_build.build(m, [target], vre_build.BuildOptions(workdir=root / ".vre"), vre_build.Progress(),
+                               results)
+    assert results[-1].status == "failed" and "BuildKit did not reuse a stage" in results[-1].error
+    assert [engine.image_id(ref) for ref in refs] == before

@@ -25,6 +25,10 @@ DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 STEP = re.compile(r"^#\d+ \[(?P<stage>[^\]]+)\] (?P<what>.*)$")
 # Files of an image folder that describe the build itself rather than content for the layer.
 NOT_LAYER_FILES = {"Dockerfile", "README.md"}
+# What only the content stage's installer reads (Python/conda specs, locks, postBuild): the builder stage's copy of a
+# layer leaves them out, so one package more does not rerun a layer's build.sh (OTB bindings, code-server).
+INSTALLER_ONLY_FILES = {"requirements.in", "requirements.txt", "constraints.txt", "environment.yml", "conda-lock.yml",
+                        "conda-*.lock", "envs", "postBuild"}
 
 
 @dataclass
@@ -131,6 +135,8 @@ def stage_context(matrix: Matrix, target: Target, options: BuildOptions) -> Path
         _copy_tree(layer.spec_dir, dest)
         _copy_tree(layer.image_dir, dest, skip=NOT_LAYER_FILES)
         dest.mkdir(parents=True, exist_ok=True)
+        _copy_tree(dest, context / "builder" / layer.name, skip=INSTALLER_ONLY_FILES)
+        (context / "builder" / layer.name).mkdir(parents=True, exist_ok=True)
     _copy_tree(matrix.root / "compat-tests", context / "compat")
     (context / "release").mkdir()  # the release files, once the image stage is built (see build_target)
     for name, source in (("wheels", options.wheels or matrix.wheels(target)), ("channel", options.channel)):
@@ -228,10 +234,23 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
         return result
     shutil.copytree(files, context / "release", dirs_exist_ok=True)
     released = _run_build(labelled, context, result, options, progress, again=True)
-    if released:
+    if released and not _stacked(content, image_id, released):
+        result.status = "failed"
+        result.error = ("the content, image and release stages were not built one on the other: BuildKit did not reuse "
+                        "a stage it had just built (another build on this engine from the same parent at the same "
+                        "time can cause it); nothing tagged, build again")
+        progress.done(result)
+    elif released:
         engine.docker("tag", content, content_ref(target.ref))
         _tag(result, released, progress)
     return result
+
+
+def _stacked(*image_ids: str) -> bool:
+    """Each image's layers start with the previous one's: the tagged content is the tested image's, whose release
+    files (manifest, SBOM) describe the published image."""
+    layers = [engine.inspect(i)["RootFS"]["Layers"] for i in image_ids]
+    return all(upper[:len(lower)] == lower for lower, upper in zip(layers, layers[1:]))
 
 
 def _tag(result: BuildResult, image_id: str, progress: Progress) -> None:
