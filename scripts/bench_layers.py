@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from vre import engine
-from vre.manifest import _history
+from vre.manifest import layer_history
 
 # Dockerfile instructions that only change the image config: their history rows have no layer.
 METADATA = {"ARG", "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "SHELL",
@@ -28,7 +28,7 @@ def layers(ref: str) -> list[Layer]:
     if not info:
         raise engine.EngineError(f"image {ref} not found: build it first (vre build)")
     digests = info["RootFS"]["Layers"]
-    steps = [row for row in _history(info["Id"]) if row.size or row.created_by.split(" ", 1)[0] not in METADATA]
+    steps = [row for row in layer_history(info["Id"]) if row.size or row.created_by.split(" ", 1)[0] not in METADATA]
     if len(steps) != len(digests):
         raise engine.EngineError(f"{ref}: {len(digests)} layers but {len(steps)} history rows that make one: "
                                  "cannot tell which step made which layer")

@@ -71,7 +71,7 @@ def _probe(image: str) -> dict:
     return json.loads(out)
 
 
-def _history(image: str) -> list[ImageLayer]:
+def layer_history(image: str) -> list[ImageLayer]:
     out = _docker_out("history", "--human=false", "--no-trunc", "--format", "{{json .}}", image).decode()
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     return [ImageLayer(created_by=row["CreatedBy"].removesuffix(" # buildkit").strip(), size=int(row["Size"]))
@@ -106,7 +106,7 @@ def collect(image: str, vre_dir: Path, ref: str | None = None) -> Manifest:
         variant=labels.get("io.eo-vre.variant", ""), layers=installed.get("layers", []),
         platform=f"{info.get('Os', 'linux')}/{info.get('Architecture', '')}",
         os=probe["os"].get("PRETTY_NAME", ""), distro="-".join(probe["os"].get(k, "") for k in ("ID", "VERSION_ID")),
-        size=info["Size"], image_layers=_history(info["Id"]),
+        size=info["Size"], image_layers=layer_history(info["Id"]),
         packages={eco: sorted(packages[eco], key=lambda p: (p.name, p.version)) for eco in ECOSYSTEMS})
 
 
