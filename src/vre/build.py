@@ -221,29 +221,46 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
             "--build-arg", "VRE_LAYERS=" + " ".join(layer.name for layer in target.layers),
             "--build-arg", f"VRE_VARIANT={target.variant or ''}"]
     labelled = [*args, *(arg for name, value in labels(matrix, target).items() for arg in ("--label", f"{name}={value}"))]
-    image_id = _run_build([*labelled, "--target", "image"], context, result, options, progress)
+    for attempt in (1, 2):
+        stages = _build_stages(target, args, labelled, context, result, options, progress, anew=attempt > 1)
+        if stages is None:
+            return result
+        content, _, released = stages
+        if _stacked(*stages):
+            engine.docker("tag", content, content_ref(target.ref))
+            _tag(result, released, progress)
+            return result
+        # BuildKit built a stage anew instead of taking it from its cache (seen with other builds on the engine):
+        # the image stage's cached result stands on the older content. Build the image stage and all below it anew.
+        progress.note(f"{target.key}: the content, image and release stages do not stack; building them anew")
+    result.status = "failed"
+    result.error = ("the content, image and release stages were not built one on the other, even with every step run "
+                    "anew: BuildKit did not reuse stages it had just built (other builds on this engine at the same "
+                    "time?); nothing tagged")
+    progress.done(result)
+    return result
+
+
+def _build_stages(target: Target, args: list[str], labelled: list[str], context: Path, result: BuildResult,
+                  options: BuildOptions, progress: Progress, anew: bool) -> tuple[str, str, str] | None:
+    """The image stage (`anew`: every step run again), its content stage's id, then the release files made from the
+    image and embedded: the three image ids, or None when one failed (`result` says why)."""
+    image_target = [*labelled, "--target", "image", *(["--no-cache"] if anew else [])]
+    image_id = _run_build(image_target, context, result, options, progress, again=anew)
     # The content stage's id, right before tagging (an untagged image may be pruned meanwhile): all cached now.
     content = image_id and _run_build([*args, "--target", "content"], context, result, options, progress, again=True)
     if not content:
-        return result
+        return None
     try:
         files = meta.release_files(image_id, target.ref, options.workdir)
     except (engine.EngineError, sbom.SbomError) as err:
         result.status, result.error = "failed", f"release files (manifest, SBOM) not made: {err}"
         progress.done(result)
-        return result
-    shutil.copytree(files, context / "release", dirs_exist_ok=True)
+        return None
+    shutil.rmtree(context / "release")
+    shutil.copytree(files, context / "release")
     released = _run_build(labelled, context, result, options, progress, again=True)
-    if released and not _stacked(content, image_id, released):
-        result.status = "failed"
-        result.error = ("the content, image and release stages were not built one on the other: BuildKit did not reuse "
-                        "a stage it had just built (another build on this engine from the same parent at the same "
-                        "time can cause it); nothing tagged, build again")
-        progress.done(result)
-    elif released:
-        engine.docker("tag", content, content_ref(target.ref))
-        _tag(result, released, progress)
-    return result
+    return (content, image_id, released) if released else None
 
 
 def _stacked(*image_ids: str) -> bool:
