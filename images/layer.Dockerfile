@@ -1,6 +1,7 @@
 # One eo-vre layer on top of its parent image; used for every image of the matrix.
 # The factory stages the build context: layers/<name>/ (spec, lock, postBuild, start, build.sh of each layer this
-# image adds), builder/<name>/ (the same without the Python/conda specs, locks and postBuild), compat/ (the compat-test suite) and extra/ (wheel sources, local conda channels: bind-mounted only).
+# image adds), builder/<name>/ (the same without the Python/conda specs, locks and postBuild), compat/ (the
+# compat-test suite) and extra/ (wheel sources, local conda channels: bind-mounted only).
 ARG BASE_IMAGE
 
 # Optional compile step of a layer (its build.sh); only what it writes to /out reaches the image.

@@ -41,8 +41,6 @@ def test_interrupted_build_leaves_the_tag_alone(docker_engine, tmp_path):
     assert engine.image_id(ref) == good
 
 
-
-
 @pytest.fixture
 def stacked_repo(tmp_path):
     root = mini_repo(tmp_path, {"test-stacked": {"apt.txt": "\n", "postBuild": "date +%s%N > $HOME/.built-at\n"}})

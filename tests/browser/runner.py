@@ -79,7 +79,7 @@ class Container:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     logs: str = ""
 
-    def start(self, timeout: float = 180) -> "Container":
+    def start(self, timeout: float = 180, poll: float = 1) -> "Container":
         # HOME is an empty tmpfs owned by the user, like a freshly mounted volume: `start` must fill it.
         self.id = docker("run", "-d", "-p", "127.0.0.1::8888", "-e", f"JUPYTER_TOKEN={self.token}",
                          "--tmpfs", f"{HOME}:rw,exec,uid=1000,gid=100,mode=0755,size=2g",
@@ -100,7 +100,7 @@ class Container:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Jupyter did not answer /api/status within {timeout} s:\n{self.log_tail()}")
-            time.sleep(1)
+            time.sleep(poll)
 
     def exec(self, *cmd: str, user: str = "1000", env: dict | None = None, timeout: float = 300,
              check: bool = True) -> subprocess.CompletedProcess:
@@ -169,10 +169,11 @@ class Container:
             docker("rm", "-f", self.id, check=False)
 
 
-def start_container(ref: str) -> Container:
+def start_container(ref: str, poll: float = 1) -> Container:
+    """The image running as a hub runs it, once /api/status answers (asked every `poll` seconds)."""
     container = Container(ref)
     try:
-        return container.start()
+        return container.start(poll=poll)
     except Exception:
         container.remove()
         raise
