@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import pytest
@@ -113,3 +114,15 @@ def test_a_python_package_change_does_not_rerun_build_sh(docker_engine, tmp_path
     (spec / "build.sh").write_text(build_sh + "# changed\n")
     rebuilt, _ = build_and_read()
     assert rebuilt != first, "a change to build.sh itself must run it again"
+
+
+def test_the_build_output_names_each_step_once(docker_engine, tmp_path):
+    """A layer build is several `docker build` calls over the same, cached steps: the user sees each step once."""
+    root = mini_repo(tmp_path, {"test-output": {"apt.txt": "\n", "postBuild": f"echo {uuid.uuid4()}\n"}})
+    proc = subprocess.run(["vre", "build", "test-output", "--matrix", str(root / "images" / "matrix.yaml")], cwd=root,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    steps = [line.split(" test-output/debian ", 1)[1] for line in proc.stdout.splitlines()
+             if " test-output/debian [" in line]
+    assert any(step.startswith("[content 5/5]") for step in steps) and any("COPY release/" in s for s in steps), steps
+    assert len(steps) == len(set(steps)), "\n".join(steps)

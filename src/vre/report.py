@@ -47,9 +47,10 @@ def summary(rows: list[Row], title: str = "eo-vre") -> Table:
 
 
 def progress() -> Progress:
-    """Progress lines: which image, which step, elapsed time. One line per step change (works in CI logs too)."""
+    """Progress lines: which image, which step, elapsed time. One line per step of an image, when it first shows (works
+    in CI logs too): the build's later `docker build` calls go over the same, cached steps again."""
     started: dict[str, float] = {}
-    last: dict[str, str] = {}
+    shown: dict[str, set[str]] = {}
 
     def elapsed(key: str) -> str:
         seconds = int(time.monotonic() - started.get(key, time.monotonic()))
@@ -60,8 +61,8 @@ def progress() -> Progress:
         console.print(f"[bold]▶ {key}[/bold]")
 
     def step(key: str, what: str) -> None:
-        if last.get(key) != what:
-            last[key] = what
+        if what not in shown.setdefault(key, set()):
+            shown[key].add(what)
             console.print(f"  {elapsed(key)} {key} {what}", markup=False, highlight=False)
 
     def done(result: BuildResult) -> None:
