@@ -16,7 +16,7 @@ import yaml
 
 from vre import engine, lock_pip
 from vre import matrix as matrix_mod
-from vre.base import base_ref, ensure_base
+from vre.build.base import base_ref, ensure_base
 from vre.build import BuildOptions, BuildResult, Progress, build, content_ref, parent_base
 
 BENCH_NAME = "eo-vre-bench"  # the matrix name of the copies: their images are eo-vre-bench/<image>:<tag>

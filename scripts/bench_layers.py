@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from vre import engine
-from vre.manifest import layer_history
+from vre.release.manifest import layer_history
 
 # Dockerfile instructions that only change the image config: their history rows have no layer.
 METADATA = {"ARG", "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "MAINTAINER", "ONBUILD", "SHELL",

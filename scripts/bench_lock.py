@@ -28,11 +28,11 @@ from pathlib import Path
 from rattler import BuildString, MatchSpec, PackageRecord
 
 from vre import matrix as matrix_mod
-from vre.conda import lockfile
-from vre.conda.channels import Network, base_url
-from vre.conda.lock import LockOptions, lock
-from vre.conda.spec import PLATFORMS
-from vre.conda.units import units_of
+from vre.lock.conda import lockfile
+from vre.lock.conda.channels import Network, base_url
+from vre.lock.conda.lock import LockOptions, lock
+from vre.lock.conda.spec import PLATFORMS
+from vre.lock.conda.units import units_of
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_PER_NAME = 4

@@ -1,15 +1,37 @@
-"""Shared fixtures: the repository, a Docker engine, and images built through the factory itself."""
+"""Shared fixtures (the repository, a Docker engine, images built through the factory itself), and the markers every
+test gets from where it lives: its tier (unit, integration, e2e) and the machinery its folder names (conda, hub)."""
 
 from __future__ import annotations
 
-import pytest
-from vrekit import ROOT, build_or_fail
+from pathlib import Path
 
+import pytest
+
+from tests.testkit import ROOT, build_or_fail
 from vre import engine, matrix
 
+pytest_plugins = ["tests.testkit.conda_fixtures"]
 
-def pytest_collection_modifyitems(items):
+TIERS = ("unit", "integration", "e2e")
+# Folders whose name is a marker of their tests (registered in pyproject.toml).
+FOLDER_MARKERS = ("conda", "hub")
+# The browser checks that `vre test` runs live in the package; the end-to-end tier runs them too (testpaths).
+BROWSER_CHECKS = ROOT / "src" / "vre" / "verify" / "browser" / "checks"
+
+
+def markers_of(path: Path) -> list[str]:
+    """The markers a test gets from its file's place in the repository."""
+    path = path.resolve()
+    if BROWSER_CHECKS in path.parents:
+        return ["e2e"]
+    parts = path.relative_to(ROOT / "tests").parts[:-1] if (ROOT / "tests") in path.parents else ()
+    return [part for part in parts if part in TIERS or part in FOLDER_MARKERS]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        for name in markers_of(item.path):
+            item.add_marker(getattr(pytest.mark, name))
         if "docker_engine" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.docker)
 

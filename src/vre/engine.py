@@ -8,9 +8,13 @@ import shutil
 import subprocess
 from functools import cache
 
+from vre.errors import USAGE, VreError
 
-class EngineError(RuntimeError):
-    pass
+
+class EngineError(VreError):
+    """The Docker engine or client is missing, or a docker command failed."""
+
+    exit_code = USAGE
 
 
 @cache

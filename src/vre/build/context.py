@@ -1,0 +1,48 @@
+"""The build context of one target, staged from the repository (see images/layer.Dockerfile): the layers it adds
+(and their builder-stage copies), the compat suite, an empty release folder, and bind-only extras."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Collection
+from pathlib import Path
+
+from vre.matrix import Matrix, Target
+from vre.workspace import Workspace
+
+# Files of an image folder that describe the build itself rather than content for the layer.
+NOT_LAYER_FILES = {"Dockerfile", "README.md"}
+# What only the content stage's installer reads (Python/conda specs, locks, postBuild): the builder stage's copy of a
+# layer leaves them out, so one package more does not rerun a layer's build.sh (OTB bindings, code-server).
+INSTALLER_ONLY_FILES = {"requirements.in", "requirements.txt", "constraints.txt", "environment.yml", "conda-lock.yml",
+                        "conda-*.lock", "envs", "postBuild"}
+
+
+def copy_tree(src: Path, dst: Path, skip: Collection[str] = frozenset()) -> None:
+    """Merge src into dst, without caches and build leftovers; nothing when src is no folder."""
+    if not src.is_dir():
+        return
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info", "build", *skip)
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=ignore)
+
+
+def stage_context(matrix: Matrix, target: Target, workspace: Workspace, wheels: Path | None = None,
+                  channel: Path | None = None) -> Path:
+    """Stage the context afresh; `wheels` and `channel` (extra sources, bind-mounted by the build, never copied into
+    a layer) default to the matrix's wheel folder of the target's variant and nothing."""
+    context = workspace.context(target.key)
+    shutil.rmtree(context, ignore_errors=True)
+    for layer in target.layers:
+        dest = context / "layers" / layer.name
+        copy_tree(layer.spec_dir, dest)
+        copy_tree(layer.image_dir, dest, skip=NOT_LAYER_FILES)
+        dest.mkdir(parents=True, exist_ok=True)
+        copy_tree(dest, context / "builder" / layer.name, skip=INSTALLER_ONLY_FILES)
+        (context / "builder" / layer.name).mkdir(parents=True, exist_ok=True)
+    copy_tree(matrix.root / "compat-tests", context / "compat")
+    (context / "release").mkdir(parents=True)  # the release files, once the image stage is built (see vre.build.run)
+    for name, source in (("wheels", wheels or matrix.wheels(target)), ("channel", channel)):
+        (context / "extra" / name).mkdir(parents=True, exist_ok=True)
+        if source:
+            copy_tree(source, context / "extra" / name)
+    return context

@@ -1,0 +1,1 @@
+"""CI: the GitHub Actions workflows, rendered from the matrix."""

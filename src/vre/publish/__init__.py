@@ -1,0 +1,1 @@
+"""Publishing: push tested images and their tags to a registry."""

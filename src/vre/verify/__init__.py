@@ -1,0 +1,1 @@
+"""Verification of built images: the compat suite inside, browser checks outside, verdicts, the CA scan."""

@@ -1,0 +1,35 @@
+"""Browser checks of the images with a desktop or an IDE: Chromium (playwright-core) against a running container.
+
+The checks are a pytest suite shipped with the package (checks/), run on the host by `vre test`; runner.py starts
+the container and the scenarios (desktop.mjs, ide.mjs; npm packages locked in package-lock.json).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from vre.verify.compat import Stream, SuiteResult, run_logged, started
+from vre.workspace import Workspace
+
+CHECKS = Path(__file__).resolve().parent / "checks"
+# Layers whose images get the browser checks.
+LAYERS = ("desktop", "ide")
+
+
+def needs_browser(layers: Iterable[str]) -> bool:
+    return any(name in LAYERS for name in layers)
+
+
+def run_browser(ref: str, root: Path, workspace: Workspace, *, stream: Stream | None = None) -> SuiteResult:
+    """Run the browser checks against `ref` (pytest on the host, `root` the repository); screenshots go to the
+    workspace's artifacts/browser/."""
+    result = started(ref, workspace, "browser")
+    with tempfile.TemporaryDirectory(prefix="vre-browser-") as report_dir:
+        junit = Path(report_dir) / "junit.xml"
+        args = [sys.executable, "-m", "pytest", str(CHECKS), "-v", "-p", "no:cacheprovider", "--rootdir", str(root),
+                f"--vre-image={ref}", f"--vre-workspace={workspace.dir}", f"--junitxml={junit}"]
+        run_logged(args, result, junit, stream, cwd=root)
+    return result
