@@ -35,7 +35,7 @@ env:
 ## Benchmark (prints figures, never a test): per debian cpu image cold, warm and one-package rebuilds, size, update
 ## pull, start to JupyterLab ready, compat suite time; conda lock time. Parts: make bench BENCH="--no-cold --no-lock"
 bench: setup
-	$(PYTHON) scripts/bench.py $(BENCH)
+	$(PYTHON) bench/bench.py $(BENCH)
 
 clean:
 	rm -rf .vre

@@ -31,9 +31,14 @@ class Workspace:
         """The log of a build (a target key) or a test run (`test-<ref>`, `browser-<ref>`)."""
         return self._path("logs", slug(name) + ".log")
 
+    @property
+    def contexts(self) -> Path:
+        """The staged build contexts (copies of the repository's files, wheel sources included)."""
+        return self._path("context")
+
     def context(self, key: str) -> Path:
         """The staged build context of a target."""
-        return self._path("context", slug(key))
+        return self.contexts / slug(key)
 
     def iidfile(self, key: str) -> Path:
         return self._path("iid", slug(key))

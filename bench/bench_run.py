@@ -1,19 +1,17 @@
 """Run figures of the benchmark: container start to JupyterLab ready, the compat suite's time, and the hub's
-spawn-to-ready figures (written by tests/hub to .vre/bench/hub.json)."""
+spawn-to-ready figures (written by tests/e2e/hub to .vre/bench/hub.json)."""
 
 from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from vre import engine
-from vre.test import run_compat
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from browser.runner import start_container  # noqa: E402 (the browser tests' container: as a hub runs the image)
+from vre.verify.browser.runner import start_container  # the browser checks' container: as a hub runs the image
+from vre.verify.compat import run_compat
+from vre.workspace import Workspace
 
 POLL = 0.1  # seconds between two /api/status requests: the figures are a few seconds
 
@@ -29,8 +27,8 @@ def start_to_ready(ref: str, runs: int) -> dict:
     return {"runs": [round(s, 1) for s in seconds], "median": round(statistics.median(seconds), 1)}
 
 
-def compat(ref: str, pytest_args: list[str], workdir: Path) -> dict:
-    result = run_compat(ref, pytest_args=pytest_args, workdir=workdir)
+def compat(ref: str, pytest_args: list[str], workspace: Workspace) -> dict:
+    result = run_compat(ref, workspace, pytest_args=pytest_args)
     return {"seconds": round(result.seconds, 1), "passed": result.passed, "failed": result.failed,
             "skipped": result.skipped, "exit_code": result.exit_code, "selection": pytest_args,
             "log": str(result.log)}

@@ -10,9 +10,9 @@ Per image (default: every debian image, cpu variant, with the parents they need)
            were rebuilt (by build step), whether the parent came from the cache, the bytes a user pulls to update
   size     image size and layers (with --compare: the bytes a user of the older run's image pulls to update)
   start    `docker run` to JupyterLab's /api/status answering, median of --starts runs (+ the hub's spawn-to-ready
-           figures, if tests/hub wrote .vre/bench/hub.json)
+           figures, if tests/e2e/hub wrote .vre/bench/hub.json)
   compat   the compat suite's time, passed and failed (--compat-select: a pytest selection, e.g. "-k proj")
-  lock     the conda flavor: `vre lock` of the whole conda matrix on a generated channel (scripts/bench_lock.py)
+  lock     the conda flavor: `vre lock` of the whole conda matrix on a generated channel (bench/bench_lock.py)
 Prints a Markdown table and details, and writes .vre/bench/<UTC time>.json; --compare OLD.json prints the changes.
 """
 
@@ -34,8 +34,10 @@ import bench_run
 
 from vre import engine, matrix
 from vre.sizes import human_size
+from vre.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = Workspace.of(ROOT).bench
 SECTIONS = ("cold", "warm", "rebuild", "size", "start", "compat", "lock")
 # (section, figure, how it is shown) of the numbers --compare sets side by side.
 COMPARED = (("cold", "seconds", "s"), ("warm", "seconds", "s"), ("rebuild", "seconds", "s"),
@@ -63,7 +65,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_sections(args: argparse.Namespace, m: matrix.Matrix, keys: list[str], sections: list[str]) -> dict:
-    workdir = ROOT / ".vre" / "bench" / "work"
+    workdir = BENCH / "work"
 
     def built() -> list[str]:  # asked when a section starts: the builds before it may have made images
         return [k for k in keys if engine.image_id(m.targets[k].ref)]
@@ -86,7 +88,7 @@ def run_sections(args: argparse.Namespace, m: matrix.Matrix, keys: list[str], se
                             for k in rebuilt()},
         "size": lambda: {k: size(k) for k in built()},
         "start": lambda: {k: bench_run.start_to_ready(m.targets[k].ref, args.starts) for k in built()},
-        "compat": lambda: {k: bench_run.compat(m.targets[k].ref, shlex.split(args.compat_select), workdir)
+        "compat": lambda: {k: bench_run.compat(m.targets[k].ref, shlex.split(args.compat_select), Workspace(workdir))
                            for k in built()},
         "lock": lambda: {"names": {n: round(bench_lock.bench(int(n), random.Random(7)), 1)  # its default seed
                                    for n in args.lock_names.split(",")}},
@@ -100,7 +102,7 @@ def run_sections(args: argparse.Namespace, m: matrix.Matrix, keys: list[str], se
             print(f"{section} failed: {e}")
             figures[section] = {"error": str(e)}
     if "start" in sections:
-        figures["hub"] = bench_run.hub(ROOT / ".vre" / "bench" / "hub.json", [m.targets[k].ref for k in keys])
+        figures["hub"] = bench_run.hub(BENCH / "hub.json", [m.targets[k].ref for k in keys])
     return figures
 
 
@@ -207,7 +209,7 @@ def main() -> None:
     if args.compare:
         print(f"\n## compared with {args.compare}\n\n" + "\n".join(compare(json.loads(args.compare.read_text()),
                                                                            record)))
-    out = ROOT / ".vre" / "bench" / (started.strftime("%Y%m%dT%H%M%SZ") + ".json")
+    out = BENCH / (started.strftime("%Y%m%dT%H%M%SZ") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
     print(f"\nJSON: {out}")

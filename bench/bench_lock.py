@@ -6,8 +6,8 @@ abseil-like coupling of QGIS, PyTorch and TensorFlow, __cuda on CUDA builds), pl
 ones depend on, several versions each. It is served on a loopback port as a mirror of conda-forge, so the locks go
 through the same code as real ones (gateway, mirror, parent pins); they are written to a copy of the repository.
 
-    python scripts/bench_lock.py                 # 1000, 3000 and 9000 generated names
-    python scripts/bench_lock.py --names 20000   # one size
+    python bench/bench_lock.py                 # 1000, 3000 and 9000 generated names
+    python bench/bench_lock.py --names 20000   # one size
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from vre.lock.conda.units import units_of
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_PER_NAME = 4
 DEPS_PER_PACKAGE = 3
-# The quarterly abseil/protobuf coupling the specs are written around (shared/notes/conda-forge-facts.md): QGIS
+# The quarterly abseil/protobuf coupling the specs are written around (environments/conda/README.md): QGIS
 # and Ray on 26Q1, TensorFlow on 25Q2, PyTorch on 26Q1 below 2.12.1 and on 26Q2 from there (the "99.0" here).
 ABSEIL = {"qgis": "20260107", "ray-default": "20260107", "tensorflow": "20250512"}
 PYTORCH_ABSEIL = {"old": "20260107", "new": "20260600"}

@@ -41,9 +41,8 @@ def missing(new: list[Layer], old: list[Layer]) -> list[Layer]:
     return [layer for layer in new if layer.digest not in have]
 
 
-def stands_on(image: list[Layer], base: list[Layer]) -> bool:
-    """Whether `base`'s layers are the lower layers of `image`."""
-    return [x.digest for x in image[:len(base)]] == [x.digest for x in base]
+def digests(found: list[Layer]) -> list[str]:
+    return [layer.digest for layer in found]
 
 
 def to_json(found: list[Layer]) -> list[dict]:

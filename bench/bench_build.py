@@ -14,10 +14,14 @@ from pathlib import Path
 import bench_layers
 import yaml
 
-from vre import engine, lock_pip
+from vre import engine
+from vre.lock import debian as lock_pip
 from vre import matrix as matrix_mod
 from vre.build.base import base_ref, ensure_base
-from vre.build import BuildOptions, BuildResult, Progress, build, content_ref, parent_base
+from vre.build import BuildOptions, BuildResult, build, content_ref, parent_base
+from vre.build.stacking import rootfs, stands_on
+from vre.progress import Progress
+from vre.workspace import Workspace
 
 BENCH_NAME = "eo-vre-bench"  # the matrix name of the copies: their images are eo-vre-bench/<image>:<tag>
 
@@ -66,7 +70,7 @@ def _build(m: matrix_mod.Matrix, targets, options: BuildOptions, results: list[B
         if not build(m, targets, options, _progress(wall), results):
             raise BenchError(f"{results[-1].key}: {results[-1].error}")
     finally:
-        shutil.rmtree(options.workdir / "context", ignore_errors=True)  # staged copies (wheelhouses: 100s of MB)
+        shutil.rmtree(options.workspace.contexts, ignore_errors=True)  # staged copies (wheelhouses: 100s of MB)
     return {r.key: {"seconds": round(wall[r.key], 1), "docker_build_seconds": round(r.seconds, 1),
                     "steps": r.steps, "cached": r.cached_steps, "size": r.size, "image_id": r.image_id}
             for r in results}
@@ -105,7 +109,7 @@ def cold(m: matrix_mod.Matrix, keys: list[str], workdir: Path) -> dict[str, dict
                 begun = time.monotonic()
                 ensure_base(copy, flavor, lambda text: print(f"  {text}", flush=True))
                 figures[f"base/{flavor}"] = {"seconds": round(time.monotonic() - begun, 1)}
-            figures.update(_build(copy, targets, BuildOptions(workdir=workdir, no_cache=True), results))
+            figures.update(_build(copy, targets, BuildOptions(workspace=Workspace(workdir), no_cache=True), results))
         finally:
             _remove(made + _made(results))
         figures["total"] = {"seconds": round(time.monotonic() - started, 1)}
@@ -122,12 +126,12 @@ def warm(m: matrix_mod.Matrix, keys: list[str], workdir: Path) -> dict[str, dict
         target = m.targets[key]
         parent = parent_base(m, target, BuildOptions())
         before = engine.image_id(target.ref)
-        if before and not bench_layers.stands_on(bench_layers.layers(target.ref), bench_layers.layers(parent)):
+        if before and not stands_on(rootfs(target.ref), rootfs(parent)):
             figures[key] = {"not_run": f"{target.ref} is older than {parent}: `vre build` it first"}
             print(f"  {key}: not run, {figures[key]['not_run']}", flush=True)
             continue
         results: list[BuildResult] = []
-        figures[key] = _build(m, [target], BuildOptions(workdir=workdir, parent_image=parent), results)[key]
+        figures[key] = _build(m, [target], BuildOptions(workspace=Workspace(workdir), parent_image=parent), results)[key]
         figures[key]["same_id"] = before == results[-1].image_id
     return figures
 
@@ -155,11 +159,11 @@ def one_package(m: matrix_mod.Matrix, key: str, package: str, workdir: Path) -> 
             layer = str(spec.relative_to(copy.root))
             if not spec.is_file():
                 raise BenchError(f"{layer}: not found (the top layer of {key} has no pip packages)")
-            spec.write_text(spec.read_text() + f"\n# added by scripts/bench.py\n{package}\n")
+            spec.write_text(spec.read_text() + f"\n# added by bench/bench.py\n{package}\n")
             started = time.monotonic()
             changes = [c for report in lock_pip.lock(copy, target, check=False, update=[]) for c in report.changes]
             lock_seconds = time.monotonic() - started
-            figures = _build(copy, [target], BuildOptions(workdir=workdir, parent_image=pinned), results)[key]
+            figures = _build(copy, [target], BuildOptions(workspace=Workspace(workdir), parent_image=pinned), results)[key]
             new = bench_layers.layers(target.ref)
             parent_layers = bench_layers.layers(pinned)
     finally:
@@ -169,8 +173,8 @@ def one_package(m: matrix_mod.Matrix, key: str, package: str, workdir: Path) -> 
     return {**figures, "package": package, "layer": layer, "lock_changes": changes,
             "lock_seconds": round(lock_seconds, 1), "parent": parent, "parent_layers": below,
             # Nothing of the parent was rebuilt: the new image has the real image's parent layers...
-            "parent_unchanged": bench_layers.stands_on(new, old[:below]),
+            "parent_unchanged": stands_on(bench_layers.digests(new), bench_layers.digests(old[:below])),
             # ... unless the real image predates its parent's last build (then it differs there too).
-            "old_on_parent": bench_layers.stands_on(old, parent_layers),
+            "old_on_parent": stands_on(bench_layers.digests(old), bench_layers.digests(parent_layers)),
             "layers": len(new), "rebuilt": bench_layers.to_json(rebuilt),
             "update_bytes": sum(x.size for x in rebuilt)}
