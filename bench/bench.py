@@ -24,7 +24,7 @@ import os
 import random
 import shlex
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import bench_build
@@ -198,7 +198,7 @@ def main() -> None:
     m = matrix.load(args.matrix)
     keys = [t.key for t in m.select(args.images or None, [args.flavor], [args.variant])]
     sections = [s for s in SECTIONS if s in (args.only or SECTIONS) and s not in (args.skip or ())]
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     print(f"eo-vre bench: {', '.join(keys)}; sections {', '.join(sections)}; {os.cpu_count()} cores", flush=True)
     figures = run_sections(args, m, keys, sections)
     revision = subprocess.run(["git", "-C", str(m.root), "rev-parse", "--short", "HEAD"], capture_output=True,

@@ -131,7 +131,8 @@ def warm(m: matrix_mod.Matrix, keys: list[str], workdir: Path) -> dict[str, dict
             print(f"  {key}: not run, {figures[key]['not_run']}", flush=True)
             continue
         results: list[BuildResult] = []
-        figures[key] = _build(m, [target], BuildOptions(workspace=Workspace(workdir), parent_image=parent), results)[key]
+        options = BuildOptions(workspace=Workspace(workdir), parent_image=parent)
+        figures[key] = _build(m, [target], options, results)[key]
         figures[key]["same_id"] = before == results[-1].image_id
     return figures
 
@@ -163,7 +164,8 @@ def one_package(m: matrix_mod.Matrix, key: str, package: str, workdir: Path) -> 
             started = time.monotonic()
             changes = [c for report in lock_pip.lock(copy, target, check=False, update=[]) for c in report.changes]
             lock_seconds = time.monotonic() - started
-            figures = _build(copy, [target], BuildOptions(workspace=Workspace(workdir), parent_image=pinned), results)[key]
+            options = BuildOptions(workspace=Workspace(workdir), parent_image=pinned)
+            figures = _build(copy, [target], options, results)[key]
             new = bench_layers.layers(target.ref)
             parent_layers = bench_layers.layers(pinned)
     finally:

@@ -8,7 +8,7 @@ import base64
 import json
 import subprocess
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -162,7 +162,7 @@ def repo(base_geo, tmp_path_factory):
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 @on_registry

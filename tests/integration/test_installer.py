@@ -23,7 +23,8 @@ def tiny(docker_engine, tmp_path_factory):
             "apt.txt": "# a comment, then one package\njq  # trailing comment\n",
             "requirements.txt": SIX,
             # postBuild runs as the user, after pip: it can import what pip installed
-            "postBuild": "#!/bin/bash\nset -e\npython -c 'import six; print(six.__version__)' > $HOME/.postbuild\nid -u >> $HOME/.postbuild\n",
+            "postBuild": "#!/bin/bash\nset -e\npython -c 'import six; print(six.__version__)' > $HOME/.postbuild\n"
+                         "id -u >> $HOME/.postbuild\n",
             "start": "export VRE_TINY_STARTED=yes\n",
         },
     })
@@ -84,7 +85,8 @@ def test_a_bad_hash_fails_the_build(docker_engine, tmp_path):
     from vre.progress import Progress
 
     results = []
-    assert not build(m, [m.targets["test-badhash/debian"]], BuildOptions(workspace=Workspace(root / ".vre")), Progress(), results)
+    options = BuildOptions(workspace=Workspace(root / ".vre"))
+    assert not build(m, [m.targets["test-badhash/debian"]], options, Progress(), results)
     assert results[-1].status == "failed"
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in results[-1].log.read_text()
     assert engine.image_id("eo-vre/test-badhash:debian") is None
@@ -102,7 +104,8 @@ def test_a_python_package_change_does_not_rerun_build_sh(docker_engine, tmp_path
     def build_and_read() -> tuple[str, str]:
         m = matrix.load(root / "images" / "matrix.yaml")
         ref = build_or_fail(m, ["test-builder/debian"], root / ".vre")["test-builder/debian"]
-        out = sh(ref, "cat /opt/built-at; cat $HOME/.postbuild; grep -c . /opt/vre/layers/test-builder/requirements.txt")
+        out = sh(ref, "cat /opt/built-at; cat $HOME/.postbuild; "
+                      "grep -c . /opt/vre/layers/test-builder/requirements.txt")
         built_at, postbuild, lines = out.split()
         return built_at, f"{postbuild} {lines}"
 

@@ -46,7 +46,7 @@ def test_interrupted_build_leaves_the_tag_alone(docker_engine, tmp_path):
 def stacked_repo(tmp_path):
     root = mini_repo(tmp_path, {"test-stacked": {"apt.txt": "\n", "postBuild": "date +%s%N > $HOME/.built-at\n"}})
     m = matrix.load(root / "images" / "matrix.yaml")
-    return m, m.targets["test-stacked/debian"], root / ".vre"
+    return m, m.targets["test-stacked/debian"], vre_build.BuildOptions(workspace=Workspace(root / ".vre"))
 
 
 def content_not_from_cache(monkeypatch, times: int) -> None:
@@ -64,20 +64,21 @@ def content_not_from_cache(monkeypatch, times: int) -> None:
 
 
 def test_stages_that_do_not_stack_are_built_again(docker_engine, stacked_repo, monkeypatch):
-    m, target, workdir = stacked_repo
+    m, target, options = stacked_repo
     content_not_from_cache(monkeypatch, times=1)
     results = []
-    assert vre_build.build(m, [target], vre_build.BuildOptions(workspace=Workspace(workdir)), vre_build.Progress(), results)
-    content, image = (engine.inspect(ref)["RootFS"]["Layers"] for ref in (vre_build.content_ref(target.ref), target.ref))
+    assert vre_build.build(m, [target], options, vre_build.Progress(), results)
+    refs = (vre_build.content_ref(target.ref), target.ref)
+    content, image = (engine.inspect(ref)["RootFS"]["Layers"] for ref in refs)
     assert image[:len(content)] == content
 
 
 def test_stages_that_never_stack_tag_nothing(docker_engine, stacked_repo, monkeypatch):
-    m, target, workdir = stacked_repo
+    m, target, options = stacked_repo
     refs = (target.ref, vre_build.content_ref(target.ref))
     before = [engine.image_id(ref) for ref in refs]  # an earlier run's, or None
     content_not_from_cache(monkeypatch, times=2)
     results = []
-    assert not vre_build.build(m, [target], vre_build.BuildOptions(workspace=Workspace(workdir)), vre_build.Progress(), results)
+    assert not vre_build.build(m, [target], options, vre_build.Progress(), results)
     assert results[-1].status == "failed" and "even with every step run anew" in results[-1].error
     assert [engine.image_id(ref) for ref in refs] == before

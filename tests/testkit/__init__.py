@@ -33,7 +33,8 @@ def heavy(target: matrix.Target, m: matrix.Matrix) -> bool:
 def build_or_fail(m: matrix.Matrix, keys: list[str], workdir: Path, **options) -> dict[str, str]:
     """Build targets through the factory; fail the test with the build's own error."""
     results = []
-    ok = build(m, [m.targets[k] for k in keys], BuildOptions(workspace=Workspace(workdir), **options), Progress(), results)
+    build_options = BuildOptions(workspace=Workspace(workdir), **options)
+    ok = build(m, [m.targets[k] for k in keys], build_options, Progress(), results)
     if not ok:
         pytest.fail(f"{results[-1].key}: {results[-1].error}")
     return {r.key: r.ref for r in results}

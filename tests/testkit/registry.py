@@ -49,7 +49,7 @@ class Registry:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def start(self, timeout: float = 60) -> "Registry":
+    def start(self, timeout: float = 60) -> Registry:
         config = {"version": 0.1, "log": {"level": "info"},
                   "storage": {"filesystem": {"rootdirectory": str(self.root / "storage")}},
                   "http": {"addr": self.host}}

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 

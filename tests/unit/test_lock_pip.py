@@ -10,7 +10,7 @@ from vre.lock import debian as lock_pip
 from vre.progress import Progress
 from vre.workspace import Workspace
 
-from tests.testkit import ROOT, mini_repo
+from tests.testkit import mini_repo
 
 
 def test_committed_debian_locks_are_fresh(real_matrix):

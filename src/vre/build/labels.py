@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from vre.build.hashing import lock_hash
@@ -22,7 +22,7 @@ def labels(matrix: Matrix, target: Target) -> dict[str, str]:
         revision += "-dirty"
     # The commit time, not the wall clock: a rebuild of the same commit yields the same image config.
     stamp = git(matrix.root, "log", "-1", "--format=%ct") or "0"
-    created = datetime.fromtimestamp(int(stamp), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "org.opencontainers.image.source": git(matrix.root, "remote", "get-url", "origin") or str(matrix.root),
         "org.opencontainers.image.revision": revision,

@@ -98,7 +98,8 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
     args = ["-f", str(dockerfile), "--build-arg", f"BASE_IMAGE={parent_base(matrix, target, options)}",
             "--build-arg", "VRE_LAYERS=" + " ".join(layer.name for layer in target.layers),
             "--build-arg", f"VRE_VARIANT={target.variant or ''}"]
-    labelled = [*args, *(arg for name, value in labels(matrix, target).items() for arg in ("--label", f"{name}={value}"))]
+    labelled = [*args, *(arg for name, value in labels(matrix, target).items()
+                         for arg in ("--label", f"{name}={value}"))]
     job = _Job(matrix, target, options, progress, result, args, labelled, context)
     for attempt in (1, 2):
         stages = _build_stages(job, anew=attempt > 1)

@@ -92,7 +92,8 @@ def build_cmd(
     wheels: Annotated[Optional[Path], typer.Option(help="extra wheel source (find-links) for pip")] = None,
     channel: Annotated[Optional[Path], typer.Option(help="local conda channel the locks may point to")] = None,
     no_cache: Annotated[bool, typer.Option(help="rebuild every step")] = False,
-    test: Annotated[bool, typer.Option("--test/--no-test", help="run each image's compat suite after building")] = False,
+    test: Annotated[bool, typer.Option("--test/--no-test",
+                                       help="run each image's compat suite after building")] = False,
     parent_image: Annotated[Optional[str], typer.Option(
         help="build only the named image (not its parents), on this image (e.g. its parent, pulled from a "
              "registry by a CI job)")] = None,
@@ -125,8 +126,8 @@ def test_cmd(
     flavor: FlavorOpt = None,
     variant: VariantOpt = None,
     gpu: Annotated[bool, typer.Option("--gpu", help="pass the host's GPUs to the container (--gpus all)")] = False,
-    browser: Annotated[bool, typer.Option("--browser/--no-browser",
-                                          help="also run the browser tests for images with a desktop or an IDE")] = True,
+    browser: Annotated[bool, typer.Option(
+        "--browser/--no-browser", help="also run the browser tests for images with a desktop or an IDE")] = True,
 ) -> None:
     """Run the compat suite inside built images. Arguments after `--` go to pytest (e.g. -- -k proj)."""
     # Click hands what follows `--` to the variadic IMAGES: pytest's arguments start at the first option there.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Annotated, Optional
 
 import typer
@@ -75,6 +75,6 @@ def tags(
     key = "/".join(part for part in (image, flavor, variant) if part)
     if key not in m.targets:
         raise VreError(f"{key} is not a target of {matrix}", USAGE)
-    found = release_tags.tags(m, m.targets[key], revision, datetime.now(timezone.utc).date())
+    found = release_tags.tags(m, m.targets[key], revision, datetime.now(UTC).date())
     for tag in found.moving if moving else found.immutable:
         print(tag)

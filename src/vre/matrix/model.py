@@ -46,7 +46,7 @@ class Base(_Strict):
     reference: str | None = Field(default=None, pattern=r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Base":
+    def _one_source(self) -> Base:
         if (self.bootstrap is None) == (self.reference is None):
             raise ValueError("give exactly one of 'bootstrap' or 'reference' (an image pinned by @sha256 digest)")
         return self

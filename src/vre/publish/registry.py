@@ -1,10 +1,10 @@
 """Push tested images to an OCI registry with the Docker CLI (docker tag, push, manifest inspect).
 
 A run checks everything before its first push: each image is built, the test verdict on its very image id passed
-(`vre test` keeps it, see vre.verify.verdicts.record), the registry answers and takes our credentials, and each immutable tag is
-free or already names that image. Then it pushes every image's immutable tags, and only once all of them are in, the
-moving tags. A failure stops the run and says exactly what was pushed: a moving tag never moves to an image whose
-siblings of the same run are missing, and an immutable tag never moves at all.
+(`vre test` keeps it, see vre.verify.verdicts.record), the registry answers and takes our credentials, and each
+immutable tag is free or already names that image. Then it pushes every image's immutable tags, and only once all
+of them are in, the moving tags. A failure stops the run and says exactly what was pushed: a moving tag never moves
+to an image whose siblings of the same run are missing, and an immutable tag never moves at all.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from functools import cache
-from pathlib import Path
 
 from vre import engine
 from vre.errors import USAGE, VreError
@@ -174,7 +172,7 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
     registry = check_registry(registry)
     engine.ping()
     workspace = workspace or Workspace.of(matrix.root)
-    day = day or datetime.now(timezone.utc).date()
+    day = day or datetime.now(UTC).date()
     refusals: list[str] = []
     plans: list[Plan] = []
     for target in targets:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def record(workspace: Workspace, compat: SuiteResult, browser: SuiteResult | Non
     path = workspace.verdict(compat.image_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     verdict = Verdict(image_id=compat.image_id, ref=compat.ref, ok=ok, complete=complete,
-                      tested_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), compat=_summary(compat),
+                      tested_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), compat=_summary(compat),
                       browser=_summary(browser) if browser else None, pytest_args=list(pytest_args), gpu=gpu)
     path.write_text(json.dumps(asdict(verdict), indent=2) + "\n")
     return path

@@ -12,7 +12,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -162,7 +162,7 @@ def record_spawn(server: Server) -> None:
     figures = json.loads(BENCH.read_text()) if BENCH.is_file() else {}
     figures[server.image] = {"ref": server.ref, "image_id": server.image_id,
                              "spawn_to_ready_seconds": round(server.seconds, 1),
-                             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                             "measured": datetime.now(UTC).isoformat(timespec="seconds")}
     BENCH.parent.mkdir(parents=True, exist_ok=True)
     BENCH.write_text(json.dumps(figures, indent=1))
 
@@ -202,7 +202,7 @@ async def _execute(session: requests.Session, url: str, code: str, timeout: floa
     async with _websocket(session, url, timeout) as conn:
         conn.write_message(json.dumps({
             "header": {"msg_id": msg_id, "username": "", "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                       "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
+                       "version": "5.3", "date": datetime.now(UTC).isoformat()},
             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True}}))

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 
 import pytest
-import typer
 from tests.testkit.conda import ROOT, conda_repo, env_yml, make_channel, package_is
 from conda_lock.lockfile import parse_conda_lock_file
 from typer.testing import CliRunner

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-import typer
 from tests.testkit.conda import GPU_VIRTUAL, PLATFORMS, closed_port, conda_repo, env_yml, make_channel, package_is
 from conda_lock.lockfile import parse_conda_lock_file
 from rattler.explicit_environment import ExplicitEnvironmentSpec

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import typer
 from tests.testkit.conda import conda_repo, env_yml, make_channel, package_is
 from conda_lock.lockfile import parse_conda_lock_file
 from cyclonedx.schema import SchemaVersion

@@ -8,7 +8,6 @@ import shutil
 import textwrap
 import tomllib
 
-import typer
 from tests.testkit.conda import ROOT, closed_port
 from typer.testing import CliRunner
 

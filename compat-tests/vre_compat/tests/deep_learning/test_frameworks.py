@@ -66,7 +66,8 @@ def test_tensorflow_kernel_registered():
 def test_tensorflow_build_matches_variant():
     env = tf_env()
     info = stack.run_json(env, "import json, tensorflow as tf; print(json.dumps({'version': tf.__version__, "
-                                   "'cuda': tf.test.is_built_with_cuda(), 'build': dict(tf.sysconfig.get_build_info())}))")
+                                   "'cuda': tf.test.is_built_with_cuda(), "
+                                   "'build': dict(tf.sysconfig.get_build_info())}))")
     if VARIANT == "gpu":
         assert info["cuda"], f"gpu variant has TensorFlow {info['version']} without CUDA: {info['build']}"
     else:

@@ -135,7 +135,8 @@ a = np.random.rand(512, 512).astype("float32"); b = np.random.rand(512, 512).ast
 with tf.device("/GPU:0"):
     c = tf.matmul(a, b)
     conv = tf.nn.conv2d(tf.random.normal((1, 32, 32, 3)), tf.random.normal((3, 3, 3, 8)), 1, "SAME")
-print(json.dumps({"max_error": float(np.abs(c.numpy() - a @ b).max()), "device": c.device, "conv": conv.shape.as_list()}))
+print(json.dumps({"max_error": float(np.abs(c.numpy() - a @ b).max()), "device": c.device,
+                  "conv": conv.shape.as_list()}))
 """
 
 

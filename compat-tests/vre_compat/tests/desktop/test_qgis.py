@@ -125,7 +125,7 @@ def test_qgis_gui_opens_geotiff_on_the_desktop(desktop, geotiff, tmp_path):
         time.sleep(0.5)
         result = json.loads(report.read_text())
         assert result["visible"], f"the QGIS main window is not visible: {result}"
-        assert [(l["valid"], l["crs"], l["source"]) for l in result["layers"]] == [(True, "EPSG:32631", str(path))], \
+        assert [(x["valid"], x["crs"], x["source"]) for x in result["layers"]] == [(True, "EPSG:32631", str(path))], \
             f"QGIS did not open the GeoTIFF: {result['layers']}"
         shown = [w for w in xsession.qgis_windows(xsession.windows(desktop.display))]
         assert shown, f"no QGIS window on {desktop.display}: {xsession.windows(desktop.display)}"

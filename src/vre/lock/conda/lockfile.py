@@ -104,7 +104,8 @@ def _read(path: Path, mtime_ns: int, size: int) -> Lockfile:
             raise ValueError("expected `version: 1`, as conda-lock writes it")
         return lockfile_v1_to_v2(LockfileV1.model_validate(content))
     except Exception as e:  # yaml and pydantic errors alike
-        raise CondaError(f"{path}: not a conda-lock file conda-lock can read ({e}); run `vre lock` to rewrite it")
+        raise CondaError(f"{path}: not a conda-lock file conda-lock can read ({e}); "
+                         "run `vre lock` to rewrite it") from e
 
 
 def explicit_hash(path: Path) -> str | None:

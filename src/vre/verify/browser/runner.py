@@ -1,7 +1,8 @@
 """Host-side runner of the browser tests: a container of the image on loopback, Chromium scenarios, probes.
 
-Used by the browser checks (checks/, pytest), which `vre test` runs for images whose layers include desktop or ide. The scenarios (desktop.mjs, ide.mjs) drive Debian's chromium with playwright-core (npm, locked in
-package-lock.json and installed with `npm ci` when node_modules is missing).
+Used by the browser checks (checks/, pytest), which `vre test` runs for images whose layers include desktop or ide.
+The scenarios (desktop.mjs, ide.mjs) drive Debian's chromium with playwright-core (npm, locked in package-lock.json
+and installed with `npm ci` when node_modules is missing).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Container:
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     logs: str = ""
 
-    def start(self, timeout: float = 180, poll: float = 1) -> "Container":
+    def start(self, timeout: float = 180, poll: float = 1) -> Container:
         # HOME is an empty tmpfs owned by the user, like a freshly mounted volume: `start` must fill it.
         self.id = docker("run", "-d", "-p", "127.0.0.1::8888", "-e", f"JUPYTER_TOKEN={self.token}",
                          "--tmpfs", f"{HOME}:rw,exec,uid=1000,gid=100,mode=0755,size=2g",

@@ -77,7 +77,8 @@ def image_for(request, layer: str) -> str:
     m = matrix.load(root / "images" / "matrix.yaml")
     key = f"{layer}/debian"
     results = []
-    if not build(m, m.select([layer], ["debian"]), BuildOptions(workspace=request.getfixturevalue("workspace")), Progress(), results):
+    options = BuildOptions(workspace=request.getfixturevalue("workspace"))
+    if not build(m, m.select([layer], ["debian"]), options, Progress(), results):
         pytest.fail(f"{results[-1].key}: {results[-1].error}")
     return m.targets[key].ref
 

@@ -1,0 +1,152 @@
+"""Build internals without Docker: context staging, hashes, labels, BuildKit log parsing, the stacking check."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.testkit import mini_repo
+from vre import engine, matrix
+from vre.build import buildkit, stacking
+from vre.build.context import INSTALLER_ONLY_FILES, stage_context
+from vre.build.hashing import layer_hash, lock_hash
+from vre.build.labels import git, labels
+from vre.workspace import Workspace
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = mini_repo(tmp_path / "repo", {
+        "t-parent": {"apt.txt": "curl\n", "requirements.in": "attrs\n", "postBuild": "echo parent\n"},
+        "t-child": {"apt.txt": "\n", "build.sh": "echo built\n", "requirements.txt": "attrs==1\n"},
+    }, parents={"t-child": "t-parent"})
+    (root / "images" / "t-child").mkdir(parents=True)
+    (root / "images" / "t-child" / "start").write_text("echo hook\n")
+    (root / "images" / "t-child" / "README.md").write_text("about the layer, not in it\n")
+    return matrix.load(root / "images" / "matrix.yaml")
+
+
+def files(folder) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_context_holds_the_layer_its_builder_copy_the_compat_suite_and_empty_extras(repo, tmp_path):
+    target = repo.targets["t-child/debian"]
+    context = stage_context(repo, target, Workspace(tmp_path / "ws"))
+    assert context == Workspace(tmp_path / "ws").context("t-child/debian")
+    assert files(context / "layers" / "t-child") == {"apt.txt", "build.sh", "requirements.txt", "start"}
+    # The builder stage sees the layer without what only the installer reads: a package change keeps build.sh cached.
+    assert files(context / "builder" / "t-child") == {"apt.txt", "build.sh", "start"}
+    assert "requirements.txt" in INSTALLER_ONLY_FILES
+    assert (context / "compat" / "vre_compat" / "__init__.py").is_file()
+    assert not any((context / "compat").rglob("__pycache__"))
+    assert list((context / "release").iterdir()) == []
+    assert [p.name for p in sorted((context / "extra").iterdir())] == ["channel", "wheels"]
+
+
+def test_context_is_staged_afresh_with_the_given_extras(repo, tmp_path):
+    target = repo.targets["t-child/debian"]
+    workspace = Workspace(tmp_path / "ws")
+    stale = stage_context(repo, target, workspace) / "layers" / "t-child" / "left-over"
+    stale.write_text("from an earlier build\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "pkg-1-py3-none-any.whl").write_bytes(b"wheel")
+    context = stage_context(repo, target, workspace, wheels=wheels)
+    assert not stale.exists()
+    assert files(context / "extra" / "wheels") == {"pkg-1-py3-none-any.whl"}
+
+
+def test_layer_hash_follows_every_spec_and_image_file(repo):
+    target = repo.targets["t-child/debian"]
+    before = layer_hash(target)
+    assert layer_hash(target) == before
+    (repo.root / "images" / "t-child" / "start").write_text("echo other hook\n")
+    assert layer_hash(target) != before
+
+
+def test_lock_hash_chains_the_ancestors(repo):
+    child, parent = repo.targets["t-child/debian"], repo.targets["t-parent/debian"]
+    child_before, parent_before = lock_hash(repo, child), lock_hash(repo, parent)
+    spec = parent.layers[0].spec_dir / "requirements.in"
+    spec.write_text("attrs\npackaging\n")
+    assert lock_hash(repo, parent) != parent_before
+    assert lock_hash(repo, child) != child_before, "a parent's change changes its children's lock hash"
+
+
+def test_labels_outside_a_git_repository(repo):
+    assert git(repo.root, "rev-parse", "HEAD") == ""
+    found = labels(repo, repo.targets["t-child/debian"])
+    assert found["org.opencontainers.image.revision"] == "unknown"
+    assert found["org.opencontainers.image.created"] == "1970-01-01T00:00:00Z"
+    assert found["io.eo-vre.layers"] == "t-child"
+    assert found["io.eo-vre.lock-hash"] == lock_hash(repo, repo.targets["t-child/debian"])
+
+
+def test_labels_name_the_commit_its_time_and_a_dirty_tree(repo):
+    when = "2026-01-02T03:04:05Z"
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when, "HOME": str(repo.root), "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", "-C", str(repo.root), *args], check=True, capture_output=True, env=env)
+    head = git(repo.root, "rev-parse", "HEAD")
+    target = repo.targets["t-child/debian"]
+    found = labels(repo, target)
+    assert found["org.opencontainers.image.revision"] == head
+    assert found["org.opencontainers.image.created"] == when
+    (repo.root / "images" / "t-child" / "start").write_text("echo changed\n")
+    assert labels(repo, target)["org.opencontainers.image.revision"] == head + "-dirty"
+
+
+LOG = """\
+#1 [internal] load build definition from layer.Dockerfile
+#1 transferring dockerfile: 2.1kB done
+#2 [internal] load metadata for eo-vre/base-geo:debian-content
+#5 [content 1/4] FROM eo-vre/base-geo:debian-content
+#5 CACHED
+#6 [content 2/4] COPY layers/ /opt/vre/layers/
+#6 CACHED
+#7 [content 3/4] RUN vre-install user ${VRE_LAYERS}
+#7 0.512 installing 12 packages
+#8 [image 1/1] COPY compat/ /tmp/vre-compat/
+#8 DONE 0.1s
+#7 [content 3/4] RUN vre-install user ${VRE_LAYERS}
+"""
+
+
+def test_buildkit_log_gives_steps_and_cached_counts():
+    steps = buildkit.parse(LOG.splitlines(keepends=True))
+    assert steps.names == {"content 1/4", "content 2/4", "content 3/4", "image 1/1"}
+    assert steps.cached == 2
+
+
+def test_buildkit_step_lines_are_shortened_for_the_progress():
+    steps = buildkit.Steps()
+    assert steps.read("#1 [internal] load .dockerignore\n") is None
+    assert steps.read("#7 0.512 installing 12 packages\n") is None
+    shown = steps.read("#9 [content 4/4] RUN " + "x" * 200 + "\n")
+    assert shown is not None and shown.startswith("[content 4/4] RUN x") and len(shown) == len("[content 4/4] ") + 90
+
+
+def test_buildkit_tail_is_the_end_of_the_log(tmp_path):
+    log = tmp_path / "build.log"
+    log.write_text("".join(f"line {i}\n" for i in range(40)))
+    assert buildkit.tail(log, 3) == "line 37\nline 38\nline 39"
+
+
+def test_stands_on_compares_lower_layers_in_order():
+    assert stacking.stands_on(["a", "b", "c"], ["a", "b"])
+    assert stacking.stands_on(["a"], [])
+    assert not stacking.stands_on(["a", "x", "c"], ["a", "b"])
+    assert not stacking.stands_on(["b", "a"], ["a", "b"])
+    assert not stacking.stands_on(["a"], ["a", "b"])
+
+
+def test_stacked_reads_each_stage_and_checks_each_on_the_previous(monkeypatch):
+    images = {"content": ["a", "b"], "image": ["a", "b", "c"], "release": ["a", "b", "c", "d"], "other": ["a", "x"]}
+    monkeypatch.setattr(engine, "inspect", lambda ref: {"RootFS": {"Layers": images[ref]}} if ref in images else None)
+    assert stacking.stacked("content", "image", "release")
+    assert not stacking.stacked("content", "other", "release")
+    with pytest.raises(engine.EngineError, match="not found"):
+        stacking.stacked("content", "missing")
