@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from functools import cache
+from typing import Any
 
 from vre.errors import USAGE, VreError
 
@@ -31,7 +32,7 @@ def env() -> dict[str, str]:
 
 
 def docker(*args: str, check: bool = True, capture: bool = True, input: bytes | None = None,
-           timeout: float | None = None) -> subprocess.CompletedProcess:
+           timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
     result = subprocess.run([client(), *args], env=env(), capture_output=capture, input=input, timeout=timeout)
     if check and result.returncode != 0:
         err = result.stderr.decode(errors="replace").strip() if capture else ""
@@ -47,13 +48,14 @@ def ping() -> None:
                           + result.stderr.decode(errors="replace").strip())
 
 
-def inspect(ref: str) -> dict | None:
+def inspect(ref: str) -> dict[str, Any] | None:
     result = docker("image", "inspect", ref, check=False)
     if result.returncode != 0:
         return None
-    return json.loads(result.stdout)[0]
+    found: dict[str, Any] = json.loads(result.stdout)[0]
+    return found
 
 
 def image_id(ref: str) -> str | None:
     info = inspect(ref)
-    return info["Id"] if info else None
+    return str(info["Id"]) if info else None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vre.build.run import BuildResult
+    from vre.build.options import BuildResult
     from vre.publish.registry import Pushed
 
 

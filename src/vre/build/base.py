@@ -24,6 +24,7 @@ def base_ref(matrix: Matrix, flavor: str) -> str:
     base = matrix.spec.flavors[flavor].base
     if base.reference:
         return base.reference
+    assert base.bootstrap is not None  # the matrix gives exactly one of reference and bootstrap
     return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap)}"
 
 
@@ -38,6 +39,7 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
         engine.docker("pull", ref, capture=False)
         return ref
     boot = base.bootstrap
+    assert boot is not None  # the matrix gives exactly one of reference and bootstrap
     if not shutil.which("mmdebstrap"):
         raise engine.EngineError("mmdebstrap not found: run `make setup` (installs mmdebstrap), "
                                  "or set flavors.<flavor>.base.reference in images/matrix.yaml")
@@ -50,6 +52,7 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
     rootfs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     imported = subprocess.run([engine.client(), "import", "--change", 'CMD ["bash"]', "-", ref],
                               stdin=rootfs.stdout, capture_output=True, env=engine.env())
+    assert rootfs.stdout is not None and rootfs.stderr is not None  # both PIPE
     rootfs.stdout.close()
     err = rootfs.stderr.read().decode(errors="replace")
     if rootfs.wait() != 0 or imported.returncode != 0:

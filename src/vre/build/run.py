@@ -7,6 +7,7 @@ failed or interrupted build tags nothing.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable
@@ -204,8 +205,8 @@ def build(matrix: Matrix, targets: list[Target], options: BuildOptions, progress
     engine.ping()
     flavors = () if options.parent_image else dict.fromkeys(t.flavor for t in targets)
     steps: list[Callable[[], BuildResult]] = [
-        lambda f=name: build_foundation(matrix, f, options, progress) for name in flavors]
-    steps += [lambda t=target: build_target(matrix, t, options, progress) for target in targets]
+        functools.partial(build_foundation, matrix, name, options, progress) for name in flavors]
+    steps += [functools.partial(build_target, matrix, target, options, progress) for target in targets]
     for step in steps:
         results.append(step())
         if results[-1].status != "built":

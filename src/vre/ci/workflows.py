@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -71,7 +72,7 @@ def _stage_ref(matrix: Matrix, target: Target, arch_name: str) -> str:
     return f"$VRE_REGISTRY/{matrix.spec.name}-ci/{target.image}:{target.tag}-$GITHUB_RUN_ID-{arch_name}"
 
 
-def _setup_steps(checkout: dict | None = None) -> list[dict]:
+def _setup_steps(checkout: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     # The package alone: hosted runners already have Docker, and `make setup` would apt-get it (and Chromium) and
     # pip-install as root into the system Python.
     return [
@@ -81,21 +82,21 @@ def _setup_steps(checkout: dict | None = None) -> list[dict]:
     ]
 
 
-def _login_step() -> dict:
+def _login_step() -> dict[str, Any]:
     return {"name": "Log in to ghcr.io", "env": {"TOKEN": "${{ github.token }}"},
             "run": "# Registry names are lowercase; an owner's name may not be.\n"
                    'echo "VRE_REGISTRY=ghcr.io/${GITHUB_REPOSITORY_OWNER,,}" >> "$GITHUB_ENV"\n'
                    'echo "$TOKEN" | docker login ghcr.io --username "$GITHUB_ACTOR" --password-stdin\n'}
 
 
-def _disk_step() -> dict:
+def _disk_step() -> dict[str, Any]:
     return {"name": "Free disk space",
             "run": "# Hosted runners leave about 14 GB free; the CUDA and deep-learning images need more.\n"
                    "sudo rm -rf /usr/local/lib/android /usr/share/dotnet /opt/ghc /usr/local/.ghcup\n"
                    "df -h /\n"}
 
 
-def _bootstrap_step() -> dict:
+def _bootstrap_step() -> dict[str, Any]:
     return {"name": "Install mmdebstrap",
             "run": "sudo apt-get update -q\n"
                    "sudo apt-get install -y -q --no-install-recommends mmdebstrap debian-archive-keyring\n"
@@ -108,14 +109,14 @@ def _bootstrap_step() -> dict:
                    'echo "$HOME/.local/bin" >> "$GITHUB_PATH"\n'}
 
 
-def _recipes_steps(matrix: Matrix, flavor: str) -> list[dict]:
+def _recipes_steps(matrix: Matrix, flavor: str) -> list[dict[str, Any]]:
     """Conda locks may hold packages of our own recipes (recipes/): built for this runner's platform first."""
     if not matrix.spec.flavors[flavor].channels:
         return []
     return [{"name": "Build the recipes into a local channel", "run": "vre recipes build"}]
 
 
-def _root_steps(matrix: Matrix, target: Target) -> tuple[list[dict], str]:
+def _root_steps(matrix: Matrix, target: Target) -> tuple[list[dict[str, Any]], str]:
     """What a job building on the flavor's base needs first, and the `vre build` options that go with it."""
     bootstrap = [_bootstrap_step()] if matrix.spec.flavors[target.flavor].base.bootstrap else []  # else pulled
     recipes = _recipes_steps(matrix, target.flavor)
@@ -123,6 +124,7 @@ def _root_steps(matrix: Matrix, target: Target) -> tuple[list[dict], str]:
 
 
 def _parent_job(matrix: Matrix, target: Target, platform: str) -> str:
+    assert target.parent is not None  # called for children only
     parent = matrix.targets[target.parent]
     if platform not in parent.platforms:
         raise MatrixError(f"{matrix.path}: images.{target.image}.platforms: {platform} but parent "
@@ -130,7 +132,7 @@ def _parent_job(matrix: Matrix, target: Target, platform: str) -> str:
     return build_id(parent, platform)
 
 
-def build_job(matrix: Matrix, target: Target, platform: str) -> dict:
+def build_job(matrix: Matrix, target: Target, platform: str) -> dict[str, Any]:
     """Build one target for one platform, run its compat suite, push it under its per-run tag."""
     stage = _stage_ref(matrix, target, arch(platform))
     steps = [_disk_step(), *_setup_steps(), _login_step()]
@@ -156,7 +158,7 @@ def build_job(matrix: Matrix, target: Target, platform: str) -> dict:
             "runs-on": RUNNERS[platform], "permissions": {"contents": "read", "packages": "write"}, "steps": steps}
 
 
-def publish_job(matrix: Matrix, target: Target) -> dict:
+def publish_job(matrix: Matrix, target: Target) -> dict[str, Any]:
     """Join the target's per-arch images into multi-arch tags, named as `vre publish` names them (vre.tags): the
     immutable ones (date, commit; a release's git tag) first, the moving ones once those are in."""
     sources = " ".join(f'"{_stage_ref(matrix, target, arch(p))}"' for p in target.platforms)
@@ -170,7 +172,7 @@ def publish_job(matrix: Matrix, target: Target) -> dict:
             "steps": [*_setup_steps(), _login_step(), {"name": f"Publish {target.repository}", "run": join}]}
 
 
-def gpu_job(matrix: Matrix, target: Target) -> dict:
+def gpu_job(matrix: Matrix, target: Target) -> dict[str, Any]:
     """The compat suite with the host's GPUs, on a self-hosted runner, for the image built in this run."""
     stage = _stage_ref(matrix, target, "$arch")
     pull = ("arch=\"$(docker version --format '{{.Server.Arch}}')\"\n"
@@ -183,7 +185,7 @@ def gpu_job(matrix: Matrix, target: Target) -> dict:
                       {"name": "Run the compat suite with GPUs", "run": f"vre test {_select(target)} --gpu"}]}
 
 
-def check_job() -> dict:
+def check_job() -> dict[str, Any]:
     return {"name": "locks and workflows match their sources", "runs-on": RUNNERS["linux/amd64"],
             "permissions": {"contents": "read"},
             "steps": [*_setup_steps(),
@@ -196,7 +198,7 @@ def _is_gpu(matrix: Matrix, target: Target) -> bool:
     return bool(target.variant and matrix.spec.variants[target.variant].cuda)
 
 
-def images_workflow(matrix: Matrix) -> dict:
+def images_workflow(matrix: Matrix) -> dict[str, Any]:
     jobs = {CHECK_JOB: check_job()}
     for target in matrix.targets.values():
         jobs |= {build_id(target, p): build_job(matrix, target, p) for p in target.platforms}
@@ -224,7 +226,7 @@ def _flavor_dir(matrix: Matrix, flavor: str) -> str:
     return os.path.commonpath(dirs)
 
 
-def lock_refresh_job(matrix: Matrix, flavor: str) -> dict:
+def lock_refresh_job(matrix: Matrix, flavor: str) -> dict[str, Any]:
     branch = f"vre/lock-refresh-{flavor}"
     title = f"Refresh the {flavor} locks"
     update = ("# Only the packages asked for when started by hand with some; else everything.\n"
@@ -251,7 +253,7 @@ def lock_refresh_job(matrix: Matrix, flavor: str) -> dict:
                       {"name": "Open or update the pull request", "env": {"GH_TOKEN": LOCK_TOKEN}, "run": propose}]}
 
 
-def lock_refresh_workflow(matrix: Matrix) -> dict:
+def lock_refresh_workflow(matrix: Matrix) -> dict[str, Any]:
     flavors = dict.fromkeys(t.flavor for t in matrix.targets.values())
     packages = {"description": "packages to update (space-separated; empty: every package)", "required": False,
                 "default": "", "type": "string"}
@@ -265,13 +267,13 @@ def lock_refresh_workflow(matrix: Matrix) -> dict:
     }
 
 
-def actionlint_config() -> dict:
+def actionlint_config() -> dict[str, Any]:
     """actionlint's settings for these workflows: the self-hosted runners' own labels."""
     return {"self-hosted-runner": {"labels": [label for label in GPU_RUNNER if label != "self-hosted"]}}
 
 
 # Every file of the output folder: what makes it from the matrix, and the note its header adds.
-FILES: dict[str, tuple[Callable[[Matrix], dict], str]] = {
+FILES: dict[str, tuple[Callable[[Matrix], dict[str, Any]], str]] = {
     "images.yml": (images_workflow,
                    "Build, test and publish the image matrix. Repository variable VRE_GPU_RUNNERS=true turns on\n"
                    "# the GPU jobs (self-hosted runners labelled `gpu`, with the NVIDIA container toolkit)."),
@@ -295,14 +297,14 @@ def _header(note: str) -> str:
 class _Dumper(yaml.SafeDumper):
     """Key order kept, lists indented under their key, scripts as literal blocks; `on` comes out quoted."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         return super().increase_indent(flow, False)
 
-    def ignore_aliases(self, data) -> bool:
+    def ignore_aliases(self, data: Any) -> bool:
         return True  # a value used by several jobs is written out in each: a workflow reads without anchors
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str):
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ def _image_notes(old: str, new: str) -> tuple[str, list[notes.Change]]:
     rows: list[tuple[str, Callable[[Manifest], object]]] = [
         ("image id", lambda m: f"`{m.image_id[:19]}`"), ("revision", lambda m: f"`{m.revision or '-'}`"),
         ("size", lambda m: human_size(m.size))]
-    rows += [(f"{eco} packages", lambda m, eco=eco: m.count(eco)) for eco in ECOSYSTEMS]
+    rows += [(f"{eco} packages", functools.partial(Manifest.count, ecosystem=eco)) for eco in ECOSYSTEMS]
     table = ["| | before | after |", "|---|---|---|",
              *(f"| {label} | {value(before)} | {value(after)} |" for label, value in rows), ""]
     return notes.release_notes(old, new, {"": found}, preamble=table), found

@@ -64,7 +64,7 @@ def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
     Debian-provided versions (constraints.txt) of its layer and the earlier ones are fixed for it.
     """
     parts = [f"python {PYTHON_VERSION}", (layer.spec_dir / "requirements.in").read_text()]
-    constraints = []
+    constraints: list[str] = []
     owner = _owner(target, layer)
     if owner == layer:
         sources = [lay.spec_dir / f for lay in _ancestor_layers(matrix, target, layer)

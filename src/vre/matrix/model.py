@@ -5,6 +5,7 @@ Everything is checked before anything is built: an error names the file, the fie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +159,7 @@ class Matrix:
         return chain
 
 
-def _location(loc: tuple) -> str:
+def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
@@ -176,14 +177,14 @@ def _explain(err: ValidationError, path: Path) -> MatrixError:
 
 
 # Where each model sits in the file ("*" is a name the user chose), to list the keys it accepts.
-_MODEL_AT = {
+_MODEL_AT: dict[tuple[str, ...], type[BaseModel]] = {
     (): MatrixFile, ("flavors", "*"): Flavor, ("flavors", "*", "base"): Base,
     ("flavors", "*", "base", "bootstrap"): Bootstrap, ("variants", "*"): Variant, ("images", "*"): Image,
 }
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    pattern = tuple("*" if i == 1 else p for i, p in enumerate(loc))
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    pattern = tuple("*" if i == 1 else str(p) for i, p in enumerate(loc))
     return _MODEL_AT.get(pattern)
 
 
@@ -209,7 +210,7 @@ def load(path: Path, root: Path | None = None) -> Matrix:
 
 
 def _check_names(spec: MatrixFile, path: Path) -> None:
-    def bad(field: str, value: str, known) -> MatrixError:
+    def bad(field: str, value: str, known: Iterable[str]) -> MatrixError:
         return MatrixError(f"{path}: {field}: unknown {value!r} (expected one of: {', '.join(known)})")
 
     for name in spec.flavors:
@@ -307,7 +308,7 @@ def _expand(spec: MatrixFile, order: list[str], root: Path, path: Path) -> dict[
                     layers.append(_layer(root, spec, path, f"{where}.flavors.{flavor}", name, flavor, variant))
                 parent_key = None
                 if image.parent:
-                    parent_variant = variant if parent.variants else None
+                    parent_variant = variant if parent and parent.variants else None
                     parent_key = "/".join(p for p in (image.parent, flavor, parent_variant) if p)
                 target = Target(image=name, flavor=flavor, variant=variant, parent=parent_key,
                                 layers=tuple(layers), platforms=image.platforms or spec.platforms,

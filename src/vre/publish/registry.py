@@ -106,7 +106,7 @@ def _insecure(host: str) -> bool:
 
 
 def _docker(args: tuple[str, ...], registry: str, retry: Retry, progress: Progress, timeout: float,
-            answer: re.Pattern | None = None) -> tuple[int, str, str]:
+            answer: re.Pattern[str] | None = None) -> tuple[int, str, str]:
     """Run a docker command that talks to the registry: (exit code, stdout, stderr). Transient errors (connection
     refused or reset, 5xx, timeouts) are retried with exponential backoff; an authentication error fails at once;
     a failure whose stderr matches `answer` is the registry's answer, returned as is."""
@@ -143,7 +143,7 @@ def remote_image(ref: str, registry: str, retry: Retry = Retry(), progress: Prog
     if isinstance(found, list):
         return "a multi-platform index"
     manifest = found.get("SchemaV2Manifest") or found.get("OCIManifest") or {}
-    return manifest.get("config", {}).get("digest", "an unknown manifest")
+    return str(manifest.get("config", {}).get("digest", "an unknown manifest"))
 
 
 def _selector(target: Target) -> str:
@@ -177,12 +177,15 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
     plans: list[Plan] = []
     for target in targets:
         image_id = engine.image_id(target.ref)
-        why = _refusal(target, image_id, workspace) if image_id else (
-            f"{target.ref} is not built: run `vre build {_selector(target)} --test`")
+        info = engine.inspect(image_id) if image_id else None
+        if not image_id or not info:
+            refusals.append(f"{target.ref} is not built: run `vre build {_selector(target)} --test`")
+            continue
+        why = _refusal(target, image_id, workspace)
         if why:
             refusals.append(why)
             continue
-        revision = (engine.inspect(image_id)["Config"].get("Labels") or {}).get(tags.REVISION_LABEL, "")
+        revision = (info["Config"].get("Labels") or {}).get(tags.REVISION_LABEL, "")
         found = tags.tags(matrix, target, revision, day)
         if not tags.COMMIT.match(revision):
             progress.note(f"{target.ref}: built from {revision or 'an unknown tree'}, not a clean commit: "

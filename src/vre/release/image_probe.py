@@ -11,8 +11,8 @@ import subprocess
 SKIP = {"proc", "sys", "dev"}  # kernel file systems: no packages, and endless to walk
 
 
-def npm() -> list:
-    found = set()
+def npm() -> list[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
     for folder, dirs, _ in os.walk("/"):
         if folder == "/":
             dirs[:] = [d for d in dirs if d not in SKIP]
@@ -37,13 +37,13 @@ def npm() -> list:
     return sorted(found)
 
 
-def dpkg() -> list:
+def dpkg() -> list[list[str]]:
     out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"],
                          capture_output=True, text=True).stdout
     return [line.split("\t")[:3] for line in out.splitlines() if line.split("\t")[-1].startswith("ii")]
 
 
-def os_release() -> dict:
+def os_release() -> dict[str, str]:
     try:
         with open("/etc/os-release") as f:
             pairs = (line.rstrip("\n").split("=", 1) for line in f if "=" in line)

@@ -11,6 +11,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel
@@ -47,7 +48,8 @@ class Manifest(BaseModel):
 
 
 def _docker_out(*args: str, timeout: float = 600) -> bytes:
-    return engine.docker(*args, timeout=timeout).stdout
+    out: bytes = engine.docker(*args, timeout=timeout).stdout
+    return out
 
 
 def extract(image: str, folder: str, dest: Path) -> Path:
@@ -65,10 +67,11 @@ def _files_only(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
     return None if member.issym() or member.islnk() else tarfile.data_filter(member, path)
 
 
-def _probe(image: str) -> dict:
+def _probe(image: str) -> dict[str, Any]:
     out = engine.docker("run", "--rm", "-i", "--network", "none", "--entrypoint", "/usr/bin/python3", image, "-",
                         input=PROBE.read_bytes(), timeout=600).stdout
-    return json.loads(out)
+    found: dict[str, Any] = json.loads(out)
+    return found
 
 
 def layer_history(image: str) -> list[ImageLayer]:

@@ -11,8 +11,10 @@ import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rattler
 import semver
@@ -28,7 +30,8 @@ KINDS = ("downgraded", "upgraded", "changed", "added", "removed")  # the order r
 MARKS = {"downgraded": "⚠️ **downgraded**", "upgraded": "⬆️ upgraded", "changed": "🔄 changed", "added": "➕ added",
          "removed": "➖ removed"}
 LOCK_PLATFORM = "linux-64"  # the conda lock platform release notes compare (every image builds for linux/amd64)
-VERSION_TYPES = {
+# Each ecosystem's version type: its instances order as the ecosystem orders versions.
+VERSION_TYPES: dict[str, Callable[[str], Any]] = {
     "pip": PythonVersion,
     "apt": DebianVersion,
     "conda": lambda label: rattler.Version(label.split("=", 1)[0]),  # `version=build`: the build does not order
@@ -56,7 +59,7 @@ def compare(ecosystem: str, a: str, b: str) -> int | None:
         va, vb = VERSION_TYPES[ecosystem](a), VERSION_TYPES[ecosystem](b)
     except (ValueError, InvalidVersionError):  # packaging's, python-debian's and semver's errors are ValueErrors
         return None
-    return (va > vb) - (va < vb)
+    return int(va > vb) - int(va < vb)
 
 
 def _kind(ecosystem: str, old: set[str], new: set[str]) -> str:
@@ -68,7 +71,7 @@ def _kind(ecosystem: str, old: set[str], new: set[str]) -> str:
     except (ValueError, InvalidVersionError):
         return "changed"
     order = compare(ecosystem, newest_new, newest_old)
-    return {1: "upgraded", -1: "downgraded"}.get(order, "changed")
+    return {1: "upgraded", -1: "downgraded"}.get(order or 0, "changed")
 
 
 def changes(old: dict[str, list[Package]], new: dict[str, list[Package]]) -> list[Change]:
@@ -138,7 +141,7 @@ def _cell(versions: tuple[str, ...]) -> str:
     return ", ".join(v or "(unpinned)" for v in versions) or "–"
 
 
-def release_notes(old: str, new: str, sections: dict[str, list[Change]], preamble: list[str] = ()) -> str:
+def release_notes(old: str, new: str, sections: dict[str, list[Change]], preamble: Sequence[str] = ()) -> str:
     """Markdown: `preamble` lines, a summary (downgrades flagged), then a table per section (a flavor, or "" for
     an image) and ecosystem."""
     everything = [c for section in sections.values() for c in section]

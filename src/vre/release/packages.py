@@ -80,7 +80,7 @@ def npm_lock(text: str, layer: str = "") -> list[Package]:
         if not path or "version" not in entry or entry.get("link") or entry.get("dev"):
             continue  # "" is the project itself; links have no version of their own
         name = entry.get("name") or path.rsplit("node_modules/", 1)[-1]
-        hashes = ()
+        hashes: tuple[tuple[str, str], ...] = ()
         if "integrity" in entry:
             alg, _, digest = entry["integrity"].partition("-")
             if alg in SRI:

@@ -12,8 +12,10 @@ import io
 import re
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from vre import engine
 
@@ -42,7 +44,7 @@ def certificates(bundle: Path) -> list[Cert]:
     return certs
 
 
-def _search(stream, certs: list[Cert]) -> set[int]:
+def _search(stream: IO[bytes], certs: list[Cert]) -> set[int]:
     """Indexes of the certificates found in a file-like object, read in chunks with overlap."""
     found: set[int] = set()
     tail = b""
@@ -55,7 +57,7 @@ def _search(stream, certs: list[Cert]) -> set[int]:
     return found
 
 
-def _layers(image: str):
+def _layers(image: str) -> Iterator[tuple[str, tarfile.TarFile]]:
     """Yield (layer name, tarfile) for each layer of `docker save`, streamed."""
     proc = subprocess.Popen([engine.client(), "save", image], stdout=subprocess.PIPE, env=engine.env())
     try:
@@ -69,7 +71,8 @@ def _layers(image: str):
                     continue  # a blob that is JSON, not a layer
                 yield member.name, inner
     finally:
-        proc.stdout.close()
+        if proc.stdout:
+            proc.stdout.close()
         if proc.wait() != 0:
             raise engine.EngineError(f"docker save {image} failed")
 
@@ -81,10 +84,11 @@ def scan(image: str, bundle: Path) -> list[str]:
     public: set[int] = set()
     for layer, tar in _layers(image):
         for member in tar:
-            if not member.isfile():
+            content = tar.extractfile(member) if member.isfile() else None
+            if content is None:
                 continue
             name = member.name.removeprefix("./")  # a layer imported from a rootfs tar names files ./etc/...
-            found = _search(tar.extractfile(member), certs)
+            found = _search(content, certs)
             if name.startswith(PUBLIC_DIR):
                 public |= found
             hits += [(i, f"{layer}: /{name}") for i in found]

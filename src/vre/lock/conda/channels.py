@@ -10,8 +10,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from rattler import Channel, Client, Gateway
+from rattler import Channel, Client, Gateway, Subdir
 from rattler.exceptions import GatewayError
 from rattler.networking.middleware import AuthenticationMiddleware, MirrorMiddleware, RetryMiddleware
 
@@ -51,7 +52,7 @@ class Network:
 
     def gateway(self) -> Gateway:
         # One retry: a dropped connection is retried once, an unreachable channel is not waited for twice over.
-        middlewares = [RetryMiddleware(1)]
+        middlewares: list[Any] = [RetryMiddleware(1)]  # the middlewares' union type, as Client takes it
         if self.mirrors:
             middlewares.append(MirrorMiddleware({k: [v] for k, v in self.mirrors.items()}))
         middlewares.append(AuthenticationMiddleware())
@@ -90,6 +91,6 @@ async def reach(channels: list[str], network: Network, platform: str) -> None:
     gateway = network.gateway()
     for channel in channels:
         try:
-            await gateway.query([Channel(channel)], [platform, "noarch"], ["python"], recursive=False)
+            await gateway.query([Channel(channel)], [Subdir(platform), Subdir("noarch")], ["python"], recursive=False)
         except GatewayError as e:
             raise unreachable(e, channels, network) from None

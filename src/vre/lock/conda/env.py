@@ -25,6 +25,7 @@ def installer(root: Path) -> ModuleType:
     if spec is None or not path.is_file():
         raise CondaError(f"{path}: not found (the images' conda installer, which `vre env` uses)")
     module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None  # a file location has a loader
     spec.loader.exec_module(module)
     return module
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conda_lock.lockfile.v2prelim.models import Lockfile
-from rattler import Gateway
+from rattler import Gateway, RepoDataRecord
 
 from vre.lock.conda import CondaError, lockfile, run
 from vre.lock.conda.channels import Network
@@ -72,9 +72,9 @@ def status(unit: Unit) -> tuple[str, list[str]]:
             reasons.append(f"{unit.show((unit.lock_dir / source).resolve())} changed since the lock")
     parents = parent_digests(unit)
     if parents is None:
-        reasons.append(f"parent {unit.parent.name} has no lock")
+        reasons.append(f"parent {unit.parent_name} has no lock")
     elif any(custom.get(f"vre-parent-packages:{p}") != d for p, d in parents.items()):
-        reasons.append(f"parent {unit.parent.name} was relocked since")
+        reasons.append(f"parent {unit.parent_name} was relocked since")
     if not reasons and parents is not None and any(
             meta.content_hash.get(p) != content_hash(unit, p, parents.get(p)) for p in unit.platforms):
         reasons.append("channels changed (images/matrix.yaml flavors.conda.channels)")
@@ -124,7 +124,7 @@ def relock(unit: Unit, update: list[str], options: LockOptions, update_all: bool
     """Solve every platform of the unit (concurrently), write its lock files and return what changed."""
     parents = parent_digests(unit)
     if parents is None:
-        raise CondaError(f"{unit.name}: its parent {unit.parent.name} has no lock: lock the parent first "
+        raise CondaError(f"{unit.name}: its parent {unit.parent_name} has no lock: lock the parent first "
                          f"(`vre lock` does, parents first)")
     parent_lock = lockfile.read(unit.parent.lock_path) if unit.parent else None
     try:
@@ -133,18 +133,18 @@ def relock(unit: Unit, update: list[str], options: LockOptions, update_all: bool
         old = None  # nothing to prefer: a fresh solve
     channels = ([str(options.local_channel.resolve())] if options.local_channel else []) + list(unit.channels)
 
-    async def solve_all() -> dict[str, list]:
+    async def solve_all() -> dict[str, list[RepoDataRecord]]:
         solver = Solver(channels=channels, network=options.network, gateway=options.gateway)
 
-        async def one(platform: str) -> list:
+        async def one(platform: str) -> list[RepoDataRecord]:
             pinned_entries = lockfile.packages(parent_lock, platform) if parent_lock else {}
             pinned = await solver.records(pinned_entries, platform)
             gone = sorted(set(pinned_entries) - set(pinned))
             if gone:
                 entry = pinned_entries[gone[0]]
-                raise CondaError(f"{unit.parent.name}'s lock pins {', '.join(gone)} for {platform} (e.g. {entry.url}), "
+                raise CondaError(f"{unit.parent_name}'s lock pins {', '.join(gone)} for {platform} (e.g. {entry.url}), "
                                  f"which the channels {', '.join(channels)} no longer provide: relock "
-                                 f"{unit.parent.name} first (`vre lock --update {gone[0]}`)")
+                                 f"{unit.parent_name} first (`vre lock --update {gone[0]}`)")
             preferred_entries = {n: e for n, e in (lockfile.packages(old, platform) if old and not update_all
                                                    else {}).items()
                                  if n not in update and n not in pinned_entries}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import rattler
 from conda_lock.lockfile.v2prelim.models import LockedDependency
-from rattler import Channel, Gateway, MatchSpec, RepoDataRecord
+from rattler import Channel, Gateway, MatchSpec, RepoDataRecord, Subdir
 from rattler.exceptions import GatewayError, SolverError
 
 from vre.lock.conda import CondaError
@@ -32,7 +32,8 @@ class Solver:
         if not entries:
             return {}
         try:
-            found = await self.gateway.query(self.sources(), [platform, "noarch"], list(entries), recursive=False)
+            found = await self.gateway.query(self.sources(), [Subdir(platform), Subdir("noarch")], list(entries),
+                                             recursive=False)
         except GatewayError as e:
             raise unreachable(e, self.channels, self.network) from None
         by_url = {r.url: r for per_channel in found for r in per_channel}
@@ -58,7 +59,7 @@ class Solver:
                      preferred: list[RepoDataRecord]) -> list[RepoDataRecord]:
         try:
             records = await rattler.solve(sources=self.sources(), specs=specs, gateway=self.gateway,
-                                          platforms=[platform, "noarch"], pinned_packages=pinned,
+                                          platforms=[Subdir(platform), Subdir("noarch")], pinned_packages=pinned,
                                           locked_packages=preferred, virtual_packages=unit.virtual.generic(platform))
         except GatewayError as e:
             raise unreachable(e, self.channels, self.network) from None
@@ -68,6 +69,7 @@ class Solver:
                         error: SolverError) -> CondaError:
         """Name the packages and constraints that keep the unit off its parent's lock, and what to do."""
         parent = unit.parent
+        assert parent is not None  # a conflict with the parent's pins: there is a parent
         try:  # what the unit's own specs want, left alone: compared with the pins below
             free = await self._solve(unit, platform, unit.dependencies(platform), [], [])
         except SolverError as e:

@@ -36,6 +36,11 @@ class Unit:
     root: Path  # the repository, for messages
 
     @property
+    def parent_name(self) -> str:
+        """The parent unit's name, "" for a unit solved on nothing."""
+        return self.parent.name if self.parent else ""
+
+    @property
     def lock_path(self) -> Path:
         return self.lock_dir / "conda-lock.yml"
 

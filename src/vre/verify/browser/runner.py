@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from vre import engine
@@ -35,9 +36,10 @@ class BrowserSetupError(VreError):
     """A host tool of the tests (Chromium, Node.js, npm, an npm package) is missing: not a failure of the image."""
 
 
-def docker(*args: str, check: bool = True, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+def docker(*args: str, check: bool = True, timeout: float = 300, input: str | None = None
+           ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([engine.client(), *args], capture_output=True, text=True, env=engine.env(),
-                          timeout=timeout, **kwargs)
+                          timeout=timeout, input=input)
     if check and proc.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args[:3])} ... exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc
@@ -103,8 +105,8 @@ class Container:
                 raise RuntimeError(f"Jupyter did not answer /api/status within {timeout} s:\n{self.log_tail()}")
             time.sleep(poll)
 
-    def exec(self, *cmd: str, user: str = "1000", env: dict | None = None, timeout: float = 300,
-             check: bool = True) -> subprocess.CompletedProcess:
+    def exec(self, *cmd: str, user: str = "1000", env: dict[str, str] | None = None, timeout: float = 300,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
         args = ["exec", "-u", user]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
@@ -113,8 +115,9 @@ class Container:
     def probe_command(self) -> list[str]:
         return [engine.client(), "exec", "-u", "1000", self.id, *XSESSION]
 
-    def xsession(self) -> dict:
-        return json.loads(self.exec(*XSESSION).stdout.strip().splitlines()[-1])
+    def xsession(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.exec(*XSESSION).stdout.strip().splitlines()[-1])
+        return state
 
     def log_tail(self, lines: int = 60) -> str:
         if self.id:
@@ -140,14 +143,14 @@ class Container:
     def listening_ports(self) -> list[int]:
         """TCP ports listening inside the container, from its own /proc/net tables."""
         text = self.exec("cat", "/proc/net/tcp", "/proc/net/tcp6").stdout
-        ports = set()
+        ports: set[int] = set()
         for line in text.splitlines():
             fields = line.split()
             if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1]:
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
         return sorted(ports)
 
-    def port_scan(self, ports=VNC_PORTS) -> dict[int, bool]:
+    def port_scan(self, ports: tuple[int, ...] = VNC_PORTS) -> dict[int, bool]:
         """From the host, over the container's network address: which ports accept a TCP connection."""
         ip = self.ip()
         result = {}
@@ -184,9 +187,9 @@ def start_container(ref: str, poll: float = 1) -> Container:
 class ScenarioResult:
     ok: bool
     error: str | None
-    steps: list
-    screenshots: list
-    facts: dict
+    steps: list[dict[str, Any]]
+    screenshots: list[str]
+    facts: dict[str, Any]
     seconds: float
     output: str
 
@@ -198,7 +201,7 @@ class ScenarioResult:
 
 def run_scenario(name: str, container: Container, out: Path, chromium: str = CHROMIUM, timeout: float = 900,
                  **extra: str) -> ScenarioResult:
-    """Run tests/browser/<name>.mjs against the container; its result file is the verdict."""
+    """Run <name>.mjs (next to this file) against the container; its result file is the verdict."""
     args = ["node", str(HERE / f"{name}.mjs"), "--url", container.url, "--token", container.token,
             "--out", str(out), "--chromium", chromium, "--probe", json.dumps(container.probe_command())]
     for key, value in extra.items():
@@ -210,7 +213,8 @@ def run_scenario(name: str, container: Container, out: Path, chromium: str = CHR
         proc = subprocess.run(args, cwd=HERE, capture_output=True, text=True, timeout=timeout)
         output = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as err:
-        output = f"{err.stdout or ''}{err.stderr or ''}\nthe scenario process was killed after {timeout} s"
+        told = b"".join(part if isinstance(part, bytes) else part.encode() for part in (err.stdout, err.stderr) if part)
+        output = f"{told.decode(errors='replace')}\nthe scenario process was killed after {timeout} s"
     seconds = time.monotonic() - started
     if not result_file.is_file():
         return ScenarioResult(False, f"{name}.mjs wrote no result:\n{output[-3000:]}", [], [], {}, seconds, output)
