@@ -3,7 +3,7 @@ PYTHON ?= python3
 VRE ?= vre
 FLAVOR ?= debian
 
-.PHONY: setup images build test-images test list lock env bench clean
+.PHONY: setup images build test-images lint test list lock env bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -18,8 +18,13 @@ build: setup
 test-images:
 	$(VRE) test --flavor $(FLAVOR)
 
-## The tests: the factory's own tests, including real builds and the compat suite inside base-geo.
+## The linters (ruff, mypy --strict on src/vre, shellcheck on every shell script of images/, scripts/, .ci/).
+lint:
+	bash scripts/lint.sh
+
+## The tests: the linters, then the factory's own tests in tiers (tests/unit, tests/integration, tests/e2e).
 test: setup
+	bash scripts/lint.sh
 	$(PYTHON) -m pytest
 
 list:

@@ -9,7 +9,7 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 # A real OCI registry on loopback for the publish tests (push, pull by tag and digest).
 command -v docker-registry >/dev/null || need+=(docker-registry)
-# Browser tests (tests/browser): playwright-core from npm drives chromium; Debian's nodejs 18 is enough (>= 18).
+# Browser checks (src/vre/verify/browser): playwright-core from npm drives chromium; Debian's nodejs 18 is enough (>= 18).
 { command -v node >/dev/null && command -v npm >/dev/null; } || need+=(nodejs npm)
 # The conda tests' fixture python wraps Debian's python3, the one the images' foundation has.
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, wheel' 2>/dev/null || need+=(python3-venv python3-wheel)

@@ -17,6 +17,7 @@
 set -eu
 
 out=${1:?usage: build.sh OUTPUT_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -54,33 +55,7 @@ chown _apt "$dl" 2>/dev/null || true
 step "background: apt-get source --download-only otb=$otb_version, extract Modules/Wrappers/SWIG"
 {
   (cd "$dl" && apt-get source -qq --download-only "otb=$otb_version")
-  python3 - "$dl" "$src" <<'PY'
-import glob, os, sys, tarfile
-dl, dest = sys.argv[1], sys.argv[2]
-tarball, = glob.glob(os.path.join(dl, "otb_*.orig.tar.*"))
-swig, extra = "Modules/Wrappers/SWIG/", {"CMake/PythonCompile.py"}
-seen = False
-with tarfile.open(tarball, "r|*") as tf:
-    for m in tf:
-        name = m.name[2:] if m.name.startswith("./") else m.name
-        if name.startswith(swig) or name in extra:
-            seen = seen or name.startswith(swig)
-            extra.discard(name)
-            if ".." in name.split("/") or not (m.isfile() or m.isdir()):
-                sys.exit(f"unexpected member {m.name}")
-            path = os.path.join(dest, name)
-            if m.isdir():
-                os.makedirs(path, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "wb") as f:
-                    f.write(tf.extractfile(m).read())
-        elif seen and not extra:
-            break  # the SWIG directory is contiguous in the archive: done
-if not seen or extra:
-    sys.exit("OTB SWIG sources not found in " + tarball)
-os.remove(tarball)
-PY
+  python3 "$here/otb-swig-sources.py" "$dl" "$src"
   step "background: OTB SWIG sources extracted"
 } &
 extract_pid=$!
@@ -160,23 +135,11 @@ EOF
 # checked-hash: the .pyc stays valid whatever file times the image copy gives the .py
 python3 -m compileall -q --invalidation-mode checked-hash "$site/otbApplication.py"
 
-# Smoke test from $out: every symbol resolvable (LD_BIND_NOW), applications found without any
-# environment, and a BandMath run through the numpy bridge.
+# Smoke test from $out (otb-smoke-test.py).
 step "smoke test"
-env -u OTB_APPLICATION_PATH LD_BIND_NOW=1 PYTHONPATH="$site" python3 - <<'PY'
-import numpy, otbApplication as otb
-apps = otb.Registry.GetAvailableApplications()
-assert "BandMath" in apps, apps
-app = otb.Registry.CreateApplication("BandMath")
-app.SetImageFromNumpyArray("il", numpy.arange(12, dtype="float32").reshape(3, 4))
-app.SetParameterString("exp", "im1b1*2")
-app.Execute()
-res = app.GetImageAsNumpyArray("out")
-assert (res == numpy.arange(12).reshape(3, 4) * 2).all(), res
-print(f"otbApplication OK: {len(apps)} applications, BandMath through numpy OK")
-PY
+env -u OTB_APPLICATION_PATH LD_BIND_NOW=1 PYTHONPATH="$site" python3 "$here/otb-smoke-test.py"
 # Not OTB: base-geo's Jupyter server config (the proxy's host allowlist for Dask dashboards), in the system config
 # directory, beside what other layers put in their own files there or in the environment's.
-install -D -m 0644 "$(dirname "$0")/jupyter_server_config.py" "$out/usr/local/etc/jupyter/jupyter_server_config.py"
+install -D -m 0644 "$here/jupyter_server_config.py" "$out/usr/local/etc/jupyter/jupyter_server_config.py"
 step "done"
 find "$out" -mindepth 1 \( -type f -o -type l \) -exec ls -ld {} +

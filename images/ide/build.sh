@@ -54,26 +54,7 @@ trap 'rm -rf "$work"' EXIT
 
 # Bootstrap: the Node.js and npm that the lock names, fetched from the registry and checked against its integrity.
 step "bootstrap $node_pkg and npm from package-lock.json"
-python3 - "$here/package-lock.json" "$registry" "$work" "$node_pkg" npm <<'PY'
-import base64, hashlib, json, sys, tarfile, urllib.request
-lock, registry, work, *names = sys.argv[1:]
-packages = json.load(open(lock))["packages"]
-for name in names:
-    entry = packages[f"node_modules/{name}"]
-    algo, _, expected = entry["integrity"].partition("-")
-    url = f"{registry.rstrip('/')}/{name}/-/{name}-{entry['version']}.tgz"
-    data = urllib.request.urlopen(url, timeout=300).read()
-    if base64.b64encode(hashlib.new(algo, data).digest()).decode() != expected:
-        sys.exit(f"{url}: integrity mismatch (expected {entry['integrity']})")
-    path = f"{work}/{name}.tgz"
-    open(path, "wb").write(data)
-    with tarfile.open(path) as tf:
-        if hasattr(tarfile, "data_filter"):
-            tf.extractall(f"{work}/{name}", filter="data")
-        else:
-            tf.extractall(f"{work}/{name}")
-    print(f"  {name} {entry['version']}: {len(data) >> 20} MiB, {algo} OK")
-PY
+python3 "$here/npm-bootstrap.py" "$here/package-lock.json" "$registry" "$work" "$node_pkg" npm
 node_dir=$work/$node_pkg/package
 mkdir -p "$work/bin"
 ln -s "$node_dir/bin/node" "$work/bin/node"

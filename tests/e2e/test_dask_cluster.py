@@ -121,7 +121,7 @@ def cluster(base_geo, request) -> Cluster:
 
 @pytest.fixture(scope="module")
 def tiles(cluster) -> dict:
-    """Run tests/dask/tiles.py in a client container: the workers' per-tile results and the numpy reference."""
+    """Run tests/e2e/dask/tiles.py in a client container: the workers' per-tile results and the numpy reference."""
     client = f"{cluster.prefix}-client"
     cluster.containers.append(client)
     started = time.monotonic()

@@ -46,7 +46,7 @@ def package_is(*prefixes: str) -> Callable[[str], bool]:
 
 def conda_repo(root: Path, images: dict[str, dict], specs: dict[str, dict[str, str]], channels: list[str],
                platforms: tuple[str, ...] = ("linux/amd64",)) -> matrix.Matrix:
-    """A throwaway conda-flavor repository (see vrekit.scaffold) with these images and spec folders' files."""
+    """A throwaway conda-flavor repository (see tests.testkit.scaffold) with these images and spec folders' files."""
     scaffold(root, "conda", images, specs, flavor_fields={"channels": channels}, platforms=list(platforms))
     shutil.copy(ROOT / "environments" / "conda" / "virtual-packages.yml",
                 root / "environments" / "conda" / "virtual-packages.yml")

@@ -1,7 +1,7 @@
 """Conda-flavor fixtures: a pool of packages built once per session with rattler-build, and loopback servers.
 
-The pool holds the fixture recipes of tests/conda/fixtures/recipes (small packages that mimic conda-forge's real
-problems) and the repository's own recipes vre-config and vre-compat. Helpers are in condakit.py.
+The pool holds the fixture recipes of tests/testkit/fixtures/recipes (small packages that mimic conda-forge's real
+problems) and the repository's own recipes vre-config and vre-compat. Helpers are in tests/testkit/conda.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The user's VNC desktop as seen from inside the image: X displays, windows, session processes.
 
 `python -m vre_compat.tests.desktop.xsession` prints it as one JSON line; the host-side browser tests
-(tests/browser/) run that with `docker exec` to learn where the QGIS window is while they look at the screen.
+(src/vre/verify/browser/) run that with `docker exec` to learn where the QGIS window is while they look at the screen.
 """
 import json
 import os

@@ -95,7 +95,7 @@ export class Scenario {
     return path;
   }
 
-  // The container-side probe (tests/browser passes `docker exec ...`): JSON state of the X session.
+  // The container-side probe (runner.py passes `docker exec ...`): JSON state of the X session.
   probe() {
     if (!this.args.probe) return null;
     const cmd = JSON.parse(this.args.probe);
