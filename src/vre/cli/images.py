@@ -15,7 +15,7 @@ from vre.cli.options import DEFAULT_MATRIX, FlavorOpt, ImagesArg, MatrixOpt, Var
 from vre.cli.report import Row, console, progress, summary
 from vre.engine import EngineError
 from vre.errors import USAGE, Interrupted, VreError
-from vre.matrix import Matrix, Target, load
+from vre.matrix import Matrix, Target, load, target_key
 from vre.verify import ca_scan
 from vre.verify.browser import needs_browser, run_browser
 from vre.verify.compat import SuiteResult, merge, run_compat
@@ -53,7 +53,7 @@ def _line(line: str) -> None:
 def _test_rows(rows: list[Row], targets: Sequence[Target], m: Matrix, gpu: bool, pytest_args: list[str],
                browser: bool = True) -> None:
     workspace = Workspace.of(m.root)
-    by_key = {"/".join(part for part in (r.image, r.flavor, r.variant) if part): r for r in rows}
+    by_key = {target_key(r.image, r.flavor, r.variant): r for r in rows}
     for target in targets:
         row = by_key[target.key]
         if row.build and row.build.status != "built":

@@ -11,7 +11,7 @@ from rich.table import Table
 from vre.cli.options import DEFAULT_MATRIX, FlavorOpt, MatrixOpt, VariantOpt, named
 from vre.cli.report import console
 from vre.errors import USAGE, Interrupted, VreError
-from vre.matrix import load
+from vre.matrix import load, target_key
 from vre.progress import Progress
 from vre.publish import registry as publishing
 from vre.release import tags as release_tags
@@ -72,7 +72,7 @@ def tags(
     """Print the image's registry tags, one a line, as `vre publish` pushes them (CI joins multi-arch images under
     them: the immutable ones first, the moving ones once those are in)."""
     m = load(matrix)
-    key = "/".join(part for part in (image, flavor, variant) if part)
+    key = target_key(image, flavor, variant)
     if key not in m.targets:
         raise VreError(f"{key} is not a target of {matrix}", USAGE)
     found = release_tags.tags(m, m.targets[key], revision, datetime.now(UTC).date())

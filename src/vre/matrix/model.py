@@ -91,6 +91,11 @@ class Layer:
     image_dir: Path
 
 
+def target_key(image: str, flavor: str, variant: str | None = None) -> str:
+    """How a target is named everywhere (results, CI jobs, file names): image/flavor[/variant]."""
+    return "/".join(p for p in (image, flavor, variant) if p)
+
+
 @dataclass(frozen=True)
 class Target:
     """One image to build: an image of the matrix in one flavor and (maybe) one variant."""
@@ -105,7 +110,7 @@ class Target:
 
     @property
     def key(self) -> str:
-        return "/".join(p for p in (self.image, self.flavor, self.variant) if p)
+        return target_key(self.image, self.flavor, self.variant)
 
     @property
     def tag(self) -> str:
@@ -309,7 +314,7 @@ def _expand(spec: MatrixFile, order: list[str], root: Path, path: Path) -> dict[
                 parent_key = None
                 if image.parent:
                     parent_variant = variant if parent and parent.variants else None
-                    parent_key = "/".join(p for p in (image.parent, flavor, parent_variant) if p)
+                    parent_key = target_key(image.parent, flavor, parent_variant)
                 target = Target(image=name, flavor=flavor, variant=variant, parent=parent_key,
                                 layers=tuple(layers), platforms=image.platforms or spec.platforms,
                                 repository=f"{spec.name}/{name}")
