@@ -1,6 +1,6 @@
 """`vre publish` against a real registry on loopback (Debian's docker-registry, tests/testkit/registry.py): the tag
-scheme, the push/pull cycle by tag and by digest, refusal of untested and failed images, retries of transient errors, a fast
-failure on bad credentials, and a registry that dies mid-run leaving every moving tag where it was."""
+scheme, the push/pull cycle by tag and by digest, refusal of untested and failed images, retries of transient errors,
+a fast failure on bad credentials, and a registry that dies mid-run leaving every moving tag where it was."""
 
 from __future__ import annotations
 
