@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from vre.cli import ci, conda, images, lock, publish, release
-from vre.cli.report import handled
+from vre.cli.report import errors, handled
 from vre.errors import INTERRUPTED, interrupted, watch_interrupts
 
 
@@ -20,6 +20,7 @@ class Vre(typer.Typer):
             return super().__call__(*args, **kwargs)
         except SystemExit as e:
             if interrupted() and e.code != INTERRUPTED:
+                errors.print("[red]interrupted[/red]", highlight=False)
                 raise SystemExit(INTERRUPTED) from None
             raise
 
