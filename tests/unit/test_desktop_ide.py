@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from vre import matrix
 from vre.lock import debian as lock_pip
+from vre.verify import browser
+from vre.verify.browser import runner
 
 from tests.testkit import ROOT
 
@@ -72,3 +76,13 @@ def test_jupyter_server_proxy_entry():
     qgis = config["ServerProxy"]["servers"]["qgis"]
     assert qgis["unix_socket"] is True, "the QGIS launcher helper must not open a TCP port"
     assert qgis["launcher_entry"]["title"] == "QGIS"
+
+
+def test_browser_checks_ship_with_the_package():
+    """`vre test` runs the browser checks from the package (package data), never from tests/."""
+    assert browser.CHECKS.is_relative_to(Path(browser.__file__).parent)
+    assert {p.name for p in browser.CHECKS.glob("*.py")} == {"conftest.py", "test_desktop.py", "test_ide.py"}
+    for name in ("desktop.mjs", "ide.mjs", "lib.mjs", "package.json", "package-lock.json"):
+        assert (runner.HERE / name).is_file(), name
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert {"*.mjs", "package.json", "package-lock.json", "checks/*.py"} <= set(package_data["vre.verify.browser"])
