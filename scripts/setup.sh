@@ -11,6 +11,8 @@ command -v chromium >/dev/null || need+=(chromium chromium-driver)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 # Browser checks (src/vre/verify/browser): playwright-core from npm drives chromium; Debian's nodejs 18 is enough (>= 18).
 { command -v node >/dev/null && command -v npm >/dev/null; } || need+=(nodejs npm)
+# The apt lock's tests build a local apt repository (dpkg-scanpackages).
+command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 # The conda tests' fixture python wraps Debian's python3, the one the images' foundation has.
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, wheel' 2>/dev/null || need+=(python3-venv python3-wheel)
 if [ ${#need[@]} -gt 0 ]; then

@@ -68,6 +68,10 @@ class Workspace:
         """Where `vre env NAME` creates an environment."""
         return self._path("envs", slug(name.replace("/envs/", "-")))
 
+    def apt(self, unit: str) -> Path:
+        """apt's private configuration, lists and status with which `vre lock` resolves one apt lock."""
+        return self._path("apt", slug(unit))
+
     @property
     def bench(self) -> Path:
         """Benchmark figures (`make bench`, the hub tests' spawn times)."""

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from vre import matrix
+from vre.lock import apt as lock_apt
 from vre.build import BuildOptions, build
 from vre.progress import Progress
 from vre.workspace import Workspace
@@ -41,7 +42,7 @@ def build_or_fail(m: matrix.Matrix, keys: list[str], workdir: Path, **options) -
 
 
 def scaffold(root: Path, flavor: str, images: dict[str, dict], specs: dict[str, dict[str, str]],
-             flavor_fields: dict | None = None, platforms: list[str] | None = None) -> Path:
+             flavor_fields: dict | None = None, platforms: list[str] | None = None, apt_lock: bool = True) -> Path:
     """A throwaway repository with the real foundation, layer Dockerfile and compat suite, one flavor, the given
     images (matrix entries) and spec folders (environments/<flavor>/<folder>/<file>: text).
 
@@ -62,10 +63,16 @@ def scaffold(root: Path, flavor: str, images: dict[str, dict], specs: dict[str, 
             path.write_text(textwrap.dedent(text))
             if name == "postBuild":
                 path.chmod(0o755)
+    if flavor == "debian" and apt_lock:  # as `vre lock` would (the foundation's is committed); asks Debian's mirror
+        m = matrix.load(root / "images" / "matrix.yaml")
+        for target in m.targets.values():
+            lock_apt.lock(m, target, check=False, update=[])
     return root
 
 
-def mini_repo(root: Path, layers: dict[str, dict[str, str]], parents: dict[str, str] | None = None) -> Path:
-    """A debian-flavor throwaway repository: `layers` maps an image name to its spec files."""
+def mini_repo(root: Path, layers: dict[str, dict[str, str]], parents: dict[str, str] | None = None,
+              apt_lock: bool = True) -> Path:
+    """A debian-flavor throwaway repository: `layers` maps an image name to its spec files; `apt_lock`: lock their
+    apt.txt (a build needs it; it asks Debian's mirror)."""
     images = {name: ({"parent": parents[name]} if parents and name in parents else {}) for name in layers}
-    return scaffold(root, "debian", images, layers)
+    return scaffold(root, "debian", images, layers, apt_lock=apt_lock)

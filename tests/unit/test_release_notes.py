@@ -91,7 +91,7 @@ def write_specs(root, specs: dict[str, dict[str, str]]) -> None:
 @pytest.fixture
 def lock_repo(tmp_path):
     """A repository with two commits of its locks (REV_A, then REV_B): (root, {"A": sha, "B": sha})."""
-    root = mini_repo(tmp_path, REV_A, parents={"rel-child": "rel-base"})
+    root = mini_repo(tmp_path, REV_A, parents={"rel-child": "rel-base"}, apt_lock=False)  # apt.txt names only
     git(root, "init", "--quiet")
     git(root, "add", "--all")
     git(root, "commit", "--quiet", "-m", "A")

@@ -14,7 +14,7 @@ from vre.errors import USAGE, VreError
 from vre.lock.conda.channels import MIRRORS_ENV, TIMEOUT_ENV, Network
 from vre.lock.conda.lock import LockOptions
 from vre.lock.debian import LockReport
-from vre.lock.flavor import LockRequest, flavor as flavor_of
+from vre.lock.flavor import LockRequest, flavor as flavor_of, lock_foundation
 from vre.matrix import Matrix
 from vre.workspace import Workspace
 
@@ -56,18 +56,20 @@ def lock(
     mirror: MirrorOpt = None,
     timeout: TimeoutOpt = None,
 ) -> None:
-    """Solve the layers' locks, parents first: conda with rattler (conda-lock files), debian with uv."""
+    """Solve the layers' locks, parents first: conda with rattler (conda-lock files), debian with apt (apt.lock)
+    and uv (requirements.txt); the foundation's Debian packages first."""
     m, targets = select(matrix, images, flavor, variant)
     conda = any(t.flavor == "conda" for t in targets)
     request = LockRequest(check=check, update=tuple(update or ()), update_all=update_all, conda=LockOptions(
         network=Network.from_env(mirror, timeout), local_channel=local_channel(m, channel) if conda and not check
         else None))
     reports: list[LockReport] = []
-    for target in targets:
+    for name, target in [("foundation", None), *((t.key, t) for t in targets)]:  # the foundation's apt lock first
         try:
-            found = flavor_of(target.flavor).lock(m, target, request)
+            found = (lock_foundation(m, request) if target is None
+                     else flavor_of(target.flavor).lock(m, target, request))
         except VreError as e:
-            raise VreError(f"{target.key}: {e}", e.exit_code) from None
+            raise VreError(f"{name}: {e}", e.exit_code) from None
         for report in found:
             _print(report)
         reports += found

@@ -83,7 +83,7 @@ def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
     return digest, "\n".join(constraints) + "\n"
 
 
-def _home(matrix: Matrix, target: Target, layer: Layer) -> Target:
+def home(matrix: Matrix, target: Target, layer: Layer) -> Target:
     """The target a layer's lock belongs to. An image that includes another image's layer (`vre`: include
     [desktop, ide]) installs that layer's lock as is: its pins are solved once, on the included image's own parent
     chain, and `pip check` at install time proves they also fit the including image."""
@@ -114,7 +114,7 @@ def _locked_layers(target: Target) -> list[Layer]:
 
 
 def status(matrix: Matrix, target: Target, layer: Layer) -> str:
-    target = _home(matrix, target, layer)
+    target = home(matrix, target, layer)
     lock = layer.spec_dir / "requirements.txt"
     if not lock.is_file():
         return "missing"
@@ -137,7 +137,7 @@ def lock(matrix: Matrix, target: Target, *, check: bool, update: list[str],
         state = status(matrix, target, layer)
         report = LockReport(target=target.key, layer=layer.name, status=state)
         if not check and (state != "fresh" or update or update_all):
-            report.changes = _solve(matrix, _home(matrix, target, layer), layer, update, update_all)
+            report.changes = _solve(matrix, home(matrix, target, layer), layer, update, update_all)
             report.status = "locked"
         reports.append(report)
     return reports

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from vre.errors import USAGE, VreError
-from vre.lock import debian
+from vre.lock import apt, debian
 from vre.lock.conda import lock as conda_lock
 from vre.matrix import Matrix, Target
 
@@ -40,18 +40,21 @@ class Debian:
     name = "debian"
 
     def stale(self, matrix: Matrix, target: Target) -> list[str]:
-        return debian.stale(matrix, target)
+        return apt.stale(matrix, target) + debian.stale(matrix, target)
 
     def lock(self, matrix: Matrix, target: Target, request: LockRequest) -> Sequence[debian.LockReport]:
-        return debian.lock(matrix, target, check=request.check, update=list(request.update),
-                           update_all=request.update_all)
+        """Debian packages (apt.lock) first: the PyPI lock's constraints are what they provide."""
+        return [*apt.lock(matrix, target, check=request.check, update=list(request.update),
+                          update_all=request.update_all),
+                *debian.lock(matrix, target, check=request.check, update=list(request.update),
+                             update_all=request.update_all)]
 
 
 class Conda:
     name = "conda"
 
     def stale(self, matrix: Matrix, target: Target) -> list[str]:
-        return conda_lock.stale(matrix, target)
+        return apt.stale(matrix, target) + conda_lock.stale(matrix, target)  # apt: the foundation's
 
     def lock(self, matrix: Matrix, target: Target, request: LockRequest) -> Sequence[debian.LockReport]:
         return conda_lock.lock(matrix, target, check=request.check, update=list(request.update),
@@ -59,6 +62,11 @@ class Conda:
 
 
 FLAVORS: dict[str, Flavor] = {f.name: f for f in (Debian(), Conda())}
+
+
+def lock_foundation(matrix: Matrix, request: LockRequest) -> Sequence[debian.LockReport]:
+    """The foundation's Debian packages (images/foundation/apt.lock), below every image of every flavor."""
+    return apt.lock(matrix, None, check=request.check, update=list(request.update), update_all=request.update_all)
 
 
 def flavor(name: str) -> Flavor:

@@ -1,8 +1,9 @@
 """Packages as manifests, SBOMs and release notes see them, and what a layer's lock files pin.
 
 A layer folder (environments/<flavor>/<layer>/ in the repository, /opt/vre/layers/<layer>/ in an image) may hold
-requirements.txt (pip, with hashes), conda-lock.yml (conda), package-lock.json (npm) and apt.txt (apt names,
-unpinned: Debian stable takes security fixes), plus separate environments under envs/<name>/.
+requirements.txt (pip, with hashes), conda-lock.yml (conda), package-lock.json (npm) and apt.lock (apt, every
+package with its version and sha256 per architecture; apt.txt names only, where a layer has no lock), plus
+separate environments under envs/<name>/.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict
 
+from vre.lock import apt as lock_apt
 from vre.lock.conda import lockfile
 from vre.lock.debian import PIN
 
@@ -100,15 +102,25 @@ def apt_list(text: str, layer: str = "") -> list[Package]:
     return found
 
 
+def apt_lock(path: Path, platform: str, layer: str = "") -> list[Package]:
+    """The packages of an apt.lock that `platform` (a conda subdir: linux-64, linux-aarch64) installs."""
+    arch = {"linux-64": "amd64", "linux-aarch64": "arm64"}.get(platform, platform)
+    return [Package(name=pin.name, version=pin.version, layer=layer, hashes=(("SHA-256", pin.sha256),))
+            for pin in lock_apt.read(path)[1] if pin.arch == arch]
+
+
 def layer_locks(folder: Path, layer: str, platform: str = "linux-64") -> dict[str, list[Package]]:
     """ecosystem -> what the lock files of one layer folder (and of its envs/<name>/ environments) pin."""
-    readers = {"apt.txt": ("apt", apt_list), "requirements.txt": ("pip", pip_lock),
-               "package-lock.json": ("npm", npm_lock)}
+    readers = {"requirements.txt": ("pip", pip_lock), "package-lock.json": ("npm", npm_lock)}
+    if not (folder / "apt.lock").is_file():
+        readers["apt.txt"] = ("apt", apt_list)
     found: dict[str, list[Package]] = {eco: [] for eco in ECOSYSTEMS}
     for sub, name in [(folder, layer)] + [(env, f"{layer}/envs/{env.name}") for env in sorted(folder.glob("envs/*"))]:
         for file, (eco, reader) in readers.items():
             if (sub / file).is_file():
                 found[eco] += reader((sub / file).read_text(), name)
+        if (sub / "apt.lock").is_file():
+            found["apt"] += apt_lock(sub / "apt.lock", platform, name)
         if (sub / "conda-lock.yml").is_file():
             for eco, packages in conda_lock(sub / "conda-lock.yml", platform, name).items():
                 found[eco] += packages
