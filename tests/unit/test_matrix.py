@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,25 @@ def test_list_shows_tree(tmp_path):
     assert row["a"] < row["c"] and row["a"] < row["b"]
     indent = {name: len(lines[i]) - len(lines[i].lstrip(" │├└─")) for name, i in row.items()}
     assert indent["b"] > indent["a"]
+
+
+def test_budgets_per_image_and_per_variant(tmp_path):
+    spec = good()
+    spec["images"]["a"]["budget"] = "1.9 GB"
+    spec["images"]["c"]["budget"] = {"cpu": "650 MB"}
+    m = load(write(tmp_path, spec))
+    assert m.budget(m.targets["a/debian"]) == 1_900_000_000
+    assert m.budget(m.targets["c/debian/cpu"]) == 650_000_000
+    assert m.budget(m.targets["c/debian/gpu"]) is None
+    assert m.budget(m.targets["b/debian"]) is None
+
+
+@pytest.mark.parametrize("budget,message", [
+    ("lots", "images.a.budget: 'lots' is not a size (expected e.g. '1.9 GB' or '650 MB')"),
+    ({"gpu": "1 GB"}, "images.a.budget.gpu: unknown 'gpu' (expected one of: )"),
+])
+def test_a_bad_budget_is_named(tmp_path, budget, message):
+    spec = good()
+    spec["images"]["a"]["budget"] = budget
+    with pytest.raises(MatrixError, match=re.escape(message)):
+        load(write(tmp_path, spec))

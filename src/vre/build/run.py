@@ -20,6 +20,7 @@ from vre.build.buildkit import docker_build, tail
 from vre.build.context import stage_context
 from vre.build.labels import labels
 from vre.build.options import BuildOptions, BuildResult
+from vre.build.budget import over_budget
 from vre.build.stacking import stacked
 from vre.errors import Interrupted, VreError, interrupted
 from vre.lock.flavor import flavor
@@ -108,8 +109,9 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
             return result
         content, _, released = stages
         if stacked(*stages):
-            engine.docker("tag", content, content_ref(target.ref))
-            _tag(result, released, progress)
+            if _within_budget(job, released):
+                engine.docker("tag", content, content_ref(target.ref))
+                _tag(result, released, progress)
             return result
         # BuildKit built a stage anew instead of taking it from its cache (seen with other builds on the engine):
         # the image stage's cached result stands on the older content. Build the image stage and all below it anew.
@@ -143,6 +145,20 @@ def _build_stages(job: _Job, anew: bool) -> tuple[str, str, str] | None:
     shutil.copytree(files, job.context / "release")
     released = _run_build(job.labelled, job.context, result, options, workspace, progress, again=True)
     return (content, image_id, released) if released else None
+
+
+def _within_budget(job: _Job, image_id: str) -> bool:
+    """Whether the image fits its size budget; when not, the result says why and what weighs most."""
+    budget = job.matrix.budget(job.target)
+    info = engine.inspect(image_id)
+    size = info["Size"] if info else 0
+    if budget is None or size <= budget:
+        return True
+    field = f"images.{job.target.image}.budget" + (f".{job.target.variant}" if job.target.variant else "")
+    job.result.status, job.result.size = "failed", size
+    job.result.error = over_budget(image_id, size, budget, field)
+    job.progress.done(job.result)
+    return False
 
 
 def _tag(result: BuildResult, image_id: str, progress: Progress) -> None:

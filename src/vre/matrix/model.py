@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vre.errors import USAGE, VreError
+from vre.sizes import parse_size
 
 KNOWN_FLAVORS = ("debian", "conda")
 KNOWN_VARIANTS = ("cpu", "gpu")
@@ -72,6 +73,8 @@ class Image(_Strict):
     variants: tuple[str, ...] = ()
     platforms: tuple[str, ...] | None = None
     description: str = ""
+    # The largest the image may be ("2.5 GB"), or per variant ({cpu: 5 GB, gpu: 10 GB}): a build over it fails.
+    budget: str | dict[str, str] | None = None
 
 
 class MatrixFile(_Strict):
@@ -154,6 +157,13 @@ class Matrix:
         """The extra wheel source the target's variant declares, if any."""
         variant = self.spec.variants.get(target.variant) if target.variant else None
         return self.root / variant.wheels if variant and variant.wheels else None
+
+    def budget(self, target: Target) -> int | None:
+        """The size budget of a target's image in bytes (checked when the matrix is loaded), if it has one."""
+        budget = self.spec.images[target.image].budget
+        if isinstance(budget, dict):
+            budget = budget.get(target.variant or "")
+        return parse_size(budget) if budget else None
 
     def image_layers(self, key: str | None) -> list[Layer]:
         """Every layer installed in a target's image, its ancestors' first (none for key None)."""
@@ -245,6 +255,13 @@ def _check_names(spec: MatrixFile, path: Path) -> None:
                 raise bad(f"{where}.platforms", p, spec.platforms)
         if not image.flavors:
             raise MatrixError(f"{path}: {where}.flavors: empty (expected at least one of: {', '.join(spec.flavors)})")
+        budgets = image.budget if isinstance(image.budget, dict) else {"": image.budget} if image.budget else {}
+        for variant, size in budgets.items():
+            field = f"{where}.budget" + (f".{variant}" if variant else "")
+            if variant and variant not in image.variants:
+                raise bad(field, variant, image.variants)
+            if parse_size(size) is None:
+                raise MatrixError(f"{path}: {field}: {size!r} is not a size (expected e.g. '1.9 GB' or '650 MB')")
 
 
 def _topological(spec: MatrixFile, path: Path) -> list[str]:
