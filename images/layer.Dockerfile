@@ -23,11 +23,22 @@ ARG VRE_LAYERS
 ARG VRE_VARIANT=""
 ENV VRE_VARIANT=${VRE_VARIANT}
 USER 0
+# Steps by weight and rate of change, heaviest and slowest first, each seeing only its own inputs: the Debian packages
+# (apt/: apt.lock), then the layer's heavy Python packages (heavy/: their pins from the lock, e.g. torch), then the
+# build.sh output, then the rest. One Python package more rebuilds, and users pull again, only the last steps.
+COPY --chown=1000:100 apt/ /opt/vre/layers/
+RUN --mount=type=secret,id=vre-ca,mode=0444 vre-install apt ${VRE_LAYERS}
+# NB_UID is numeric (1000); hadolint cannot expand it. The image config records the number, as runAsNonRoot needs.
+# hadolint ignore=DL3066
+USER ${NB_UID}
+COPY --chown=1000:100 heavy/ /tmp/vre-heavy/
+RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
+    vre-install heavy ${VRE_LAYERS}
+USER 0
 COPY --from=builder /out/ /
 COPY --chown=1000:100 layers/ /opt/vre/layers/
 RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \
     vre-install root ${VRE_LAYERS}
-# NB_UID is numeric (1000); hadolint cannot expand it. The image config records the number, as runAsNonRoot needs.
 # hadolint ignore=DL3066
 USER ${NB_UID}
 RUN --mount=type=secret,id=vre-ca,mode=0444 --mount=type=bind,source=extra,target=/tmp/vre-extra \

@@ -20,7 +20,7 @@ def repo(tmp_path):
     root = mini_repo(tmp_path / "repo", {
         "t-parent": {"apt.txt": "curl\n", "requirements.in": "attrs\n", "postBuild": "echo parent\n"},
         "t-child": {"apt.txt": "\n", "build.sh": "echo built\n", "requirements.txt": "attrs==1\n"},
-    }, parents={"t-child": "t-parent"})
+    }, parents={"t-child": "t-parent"}, apt_lock=False)
     (root / "images" / "t-child").mkdir(parents=True)
     (root / "images" / "t-child" / "start").write_text("echo hook\n")
     (root / "images" / "t-child" / "README.md").write_text("about the layer, not in it\n")
@@ -43,6 +43,25 @@ def test_context_holds_the_layer_its_builder_copy_the_compat_suite_and_empty_ext
     assert not any((context / "compat").rglob("__pycache__"))
     assert list((context / "release").iterdir()) == []
     assert [p.name for p in sorted((context / "extra").iterdir())] == ["channel", "wheels"]
+
+
+def test_apt_files_and_heavy_pins_are_staged_for_steps_of_their_own(repo, tmp_path):
+    spec = repo.targets["t-parent/debian"].layers[0].spec_dir
+    lock = ("# via nothing\nattrs==23.1.0 \\\n    --hash=sha256:aa\ntorch==2.13.0+cpu \\\n    --hash=sha256:bb \\\n"
+            "    --hash=sha256:cc\n    # via -r requirements.in\nnvidia-nccl-cu13==2.29.7 ; sys_platform == 'linux' \\\n"
+            "    --hash=sha256:dd\n")
+    (spec / "requirements.txt").write_text(lock)
+    (spec / "apt.lock").write_text("# vre-input-hash: 0\n")
+    (spec / "heavy.txt").write_text("# the heaviest\ntorch\nnvidia-*  # CUDA wheels\n")
+    context = stage_context(repo, repo.targets["t-parent/debian"], Workspace(tmp_path / "ws"))
+    assert files(context / "apt" / "t-parent") == {"apt.txt", "apt.lock"}
+    assert (context / "heavy" / "t-parent" / "requirements.txt").read_text() == (
+        "torch==2.13.0+cpu \\\n    --hash=sha256:bb \\\n    --hash=sha256:cc\n"
+        "nvidia-nccl-cu13==2.29.7 ; sys_platform == 'linux' \\\n    --hash=sha256:dd\n")
+    assert "heavy.txt" not in files(context / "builder" / "t-parent")
+    # a layer without heavy.txt or apt files still gets (empty) folders: the Dockerfile copies them for every layer
+    child = stage_context(repo, repo.targets["t-child/debian"], Workspace(tmp_path / "ws"))
+    assert files(child / "heavy" / "t-child") == set() and (child / "heavy" / "t-child").is_dir()
 
 
 def test_context_is_staged_afresh_with_the_given_extras(repo, tmp_path):

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Collection
 from pathlib import Path
 
+from vre.lock.debian import select
 from vre.matrix import Matrix, Target
 from vre.workspace import Workspace
 
@@ -15,7 +16,13 @@ NOT_LAYER_FILES = {"Dockerfile", "README.md"}
 # What only the content stage's installer reads (Python/conda specs, locks, postBuild): the builder stage's copy of a
 # layer leaves them out, so one package more does not rerun a layer's build.sh (OTB bindings, code-server).
 INSTALLER_ONLY_FILES = {"requirements.in", "requirements.txt", "constraints.txt", "environment.yml", "conda-lock.yml",
-                        "conda-*.lock", "envs", "postBuild"}
+                        "conda-*.lock", "envs", "postBuild", "heavy.txt"}
+# The Debian packages of a layer, installed in a step of their own before anything else of the layer: a change to
+# its Python packages or hooks then rebuilds (and users pull again) only the steps after it.
+APT_FILES = ("apt-sources.list", "apt.txt", "apt.lock")
+# A layer's heaviest, slowest-changing Python packages (names or globs, one or more a line): installed from the lock
+# in a step of their own, before the rest of the layer.
+HEAVY = "heavy.txt"
 
 
 def copy_tree(src: Path, dst: Path, skip: Collection[str] = frozenset()) -> None:
@@ -24,6 +31,19 @@ def copy_tree(src: Path, dst: Path, skip: Collection[str] = frozenset()) -> None
         return
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "*.egg-info", "build", *skip)
     shutil.copytree(src, dst, dirs_exist_ok=True, ignore=ignore)
+
+
+def _stage_steps(layer: Path, context: Path, name: str) -> None:
+    """The layer's apt files (apt/NAME/) and the pins of its heavy packages (heavy/NAME/requirements.txt)."""
+    for folder in ("apt", "heavy"):
+        (context / folder / name).mkdir(parents=True, exist_ok=True)
+    for file in APT_FILES:
+        if (layer / file).is_file():
+            shutil.copy2(layer / file, context / "apt" / name / file)
+    if (layer / HEAVY).is_file() and (layer / "requirements.txt").is_file():
+        patterns = [word for line in (layer / HEAVY).read_text().splitlines() for word in line.split("#")[0].split()]
+        pins = select((layer / "requirements.txt").read_text(), patterns)
+        (context / "heavy" / name / "requirements.txt").write_text(pins)
 
 
 def stage_context(matrix: Matrix, target: Target, workspace: Workspace, wheels: Path | None = None,
@@ -39,6 +59,7 @@ def stage_context(matrix: Matrix, target: Target, workspace: Workspace, wheels: 
         dest.mkdir(parents=True, exist_ok=True)
         copy_tree(dest, context / "builder" / layer.name, skip=INSTALLER_ONLY_FILES)
         (context / "builder" / layer.name).mkdir(parents=True, exist_ok=True)
+        _stage_steps(dest, context, layer.name)
     copy_tree(matrix.root / "compat-tests", context / "compat")
     (context / "release").mkdir(parents=True)  # the release files, once the image stage is built (see vre.build.run)
     for name, source in (("wheels", wheels or matrix.wheels(target)), ("channel", channel)):

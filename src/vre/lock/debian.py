@@ -8,6 +8,7 @@ with every package of the ancestors' locks pinned, so a child layer only adds pa
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 import subprocess
@@ -181,3 +182,12 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
     changes += [f"~ {n} {before[n]} -> {after[n]}" for n in sorted(before.keys() & after.keys())
                 if before[n] != after[n]]
     return changes
+
+
+def select(text: str, patterns: list[str]) -> str:
+    """The entries of a hash-locked requirements.txt (each with its hashes and marker) whose name matches one of
+    `patterns` (names or globs such as `nvidia-*`, normalized as pip names), in the lock's order."""
+    wanted = [_norm(p) for p in patterns]
+    entries = re.split(r"\n(?=[A-Za-z0-9])", re.sub(r"#[^\n]*", "", text))
+    return "".join(entry.rstrip() + "\n" for entry in entries
+                   if (m := PIN.match(entry)) and any(fnmatch.fnmatch(_norm(m["name"]), w) for w in wanted))
