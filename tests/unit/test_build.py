@@ -48,8 +48,8 @@ def test_context_holds_the_layer_its_builder_copy_the_compat_suite_and_empty_ext
 def test_apt_files_and_heavy_pins_are_staged_for_steps_of_their_own(repo, tmp_path):
     spec = repo.targets["t-parent/debian"].layers[0].spec_dir
     lock = ("# via nothing\nattrs==23.1.0 \\\n    --hash=sha256:aa\ntorch==2.13.0+cpu \\\n    --hash=sha256:bb \\\n"
-            "    --hash=sha256:cc\n    # via -r requirements.in\nnvidia-nccl-cu13==2.29.7 ; sys_platform == 'linux' \\\n"
-            "    --hash=sha256:dd\n")
+            "    --hash=sha256:cc\n    # via -r requirements.in\n"
+            "nvidia-nccl-cu13==2.29.7 ; sys_platform == 'linux' \\\n    --hash=sha256:dd\n")
     (spec / "requirements.txt").write_text(lock)
     (spec / "apt.lock").write_text("# vre-input-hash: 0\n")
     (spec / "heavy.txt").write_text("# the heaviest\ntorch\nnvidia-*  # CUDA wheels\n")
