@@ -9,6 +9,7 @@ import pytest
 from tests.testkit import mini_repo
 from vre import engine, matrix
 from vre.build import buildkit, stacking
+from vre.build.budget import describe_step, step_sizes
 from vre.build.context import INSTALLER_ONLY_FILES, stage_context
 from vre.build.hashing import layer_hash, lock_hash
 from vre.build.labels import git, labels
@@ -169,3 +170,17 @@ def test_stacked_reads_each_stage_and_checks_each_on_the_previous(monkeypatch):
     assert not stacking.stacked("content", "other", "release")
     with pytest.raises(engine.EngineError, match="not found"):
         stacking.stacked("content", "missing")
+
+
+def test_a_step_is_shown_without_buildkits_build_args_shell_and_mounts():
+    run = ("RUN |2 VRE_LAYERS=deep-learning VRE_VARIANT=cpu /bin/sh -c vre-install heavy ${VRE_LAYERS} # buildkit")
+    assert describe_step(run) == "RUN vre-install heavy ${VRE_LAYERS}"
+    assert describe_step("COPY layers/ /opt/vre/layers/ # buildkit") == "COPY layers/ /opt/vre/layers/"
+
+
+def test_step_sizes_are_the_steps_above_the_base_with_content(monkeypatch):
+    histories = {"img": "0\tCOPY release/\n5\tRUN user\n0\tUSER 1000\n7\tRUN apt\n3\tbase top\n9\tbase bottom\n",
+                 "base": "3\tbase top\n9\tbase bottom\n"}
+    monkeypatch.setattr(engine, "docker", lambda *args: subprocess.CompletedProcess(
+        args, 0, histories[args[-1]].encode(), b""))
+    assert step_sizes("img", "base") == [(7, "RUN apt"), (5, "RUN user")]

@@ -1,8 +1,11 @@
-"""Size budgets (images/matrix.yaml `images.<name>.budget`): an image over its budget is not tagged, and the error
-lists what weighs most in it, measured in the image itself: its largest Debian packages (dpkg's Installed-Size),
-Python distributions (the files their metadata lists) and directories (du)."""
+"""What an image weighs: the size of each step a build added, and size budgets (images/matrix.yaml
+`images.<name>.budget`): an image over its budget is not tagged, and the error lists what weighs most in it, measured
+in the image itself: its largest Debian packages (dpkg's Installed-Size), Python distributions (the files their
+metadata lists) and directories (du)."""
 
 from __future__ import annotations
+
+import re
 
 from vre import engine
 from vre.sizes import human_size
@@ -47,3 +50,23 @@ def over_budget(image: str, size: int, budget: int, field: str) -> str:
         if found.get(kind):
             lines += [f"  {title}:", *(f"    {human_size(n):>9}  {name}" for n, name in found[kind])]
     return "\n".join(lines)
+
+
+def step_sizes(image_id: str, base: str) -> list[tuple[int, str]]:
+    """(bytes, instruction) of every step with content that `image_id` has above `base`, oldest first: what users
+    pull for it."""
+    def history(ref: str) -> list[tuple[int, str]]:
+        out = engine.docker("history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}",
+                            ref).stdout.decode(errors="replace")
+        return [(int(size), what) for size, what in (line.split("\t", 1) for line in out.splitlines())]
+    own = history(image_id)
+    return [step for step in reversed(own[: len(own) - len(history(base))]) if step[0]]
+
+
+def describe_step(instruction: str) -> str:
+    """A step as a line shows it (`RUN vre-install heavy ${VRE_LAYERS}`): without the build args and shell that
+    BuildKit records for a RUN, its mounts, or its `# buildkit` mark."""
+    text = instruction.removesuffix(" # buildkit")
+    text = re.sub(r"^RUN \|\d+ .*?/bin/sh -c ", "RUN ", text)
+    text = re.sub(r"--mount=\S+\s*", "", text.replace("/bin/sh -c ", ""))
+    return " ".join(text.split())[:100]

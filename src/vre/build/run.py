@@ -20,12 +20,13 @@ from vre.build.buildkit import docker_build, tail
 from vre.build.context import stage_context
 from vre.build.labels import labels
 from vre.build.options import BuildOptions, BuildResult
-from vre.build.budget import over_budget
+from vre.build.budget import describe_step, over_budget, step_sizes
 from vre.build.stacking import stacked
 from vre.errors import Interrupted, VreError, interrupted
 from vre.lock.flavor import flavor
 from vre.matrix import Matrix, Target
 from vre.progress import Progress
+from vre.sizes import human_size
 from vre.release.files import release_files
 from vre.workspace import Workspace
 
@@ -111,6 +112,8 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
         if stacked(*stages):
             if _within_budget(job, released):
                 engine.docker("tag", content, content_ref(target.ref))
+                for size, step in step_sizes(released, parent_base(matrix, target, options)):
+                    progress.note(f"  {target.key}: {human_size(size):>9}  {describe_step(step)}")
                 _tag(result, released, progress)
             return result
         # BuildKit built a stage anew instead of taking it from its cache (seen with other builds on the engine):
