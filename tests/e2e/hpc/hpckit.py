@@ -21,15 +21,14 @@ import requests
 
 from tests.e2e.hub import hubclient  # the hub's API, logins, kernels over websockets
 from tests.testkit import ROOT
+from vre.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
 
 # Heavy (exports of a 2.3 GB image, rootless Podman's load, a Slurm cluster and a hub; ~10 min here): opt-in.
 OPT_IN = os.environ.get("VRE_TEST_HPC") == "1"
-needs_hpc = pytest.mark.skipif(not OPT_IN, reason="HPC runtimes (ch-run, rootless Podman) and the Slurm-backed hub "
-                                                  "take ~10 minutes: set VRE_TEST_HPC=1")
 USERS = ("vrehpc1", "vrehpc2")  # made by the fixtures when missing
-BENCH = ROOT / ".vre" / "bench" / "hpc.json"
+BENCH = Workspace.of(ROOT).bench / "hpc.json"
 READY_LIMIT = 900  # seconds: a deadline for a loaded machine, never a figure asserted
 
 
