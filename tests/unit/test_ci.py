@@ -186,7 +186,8 @@ def test_workflows_pass_actionlint(real_matrix, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-DOCKERFILES = sorted({*ROOT.glob("images/**/Dockerfile"), *ROOT.glob("images/**/*.Dockerfile")})
+DOCKERFILES = sorted({*ROOT.glob("images/**/Dockerfile"), *ROOT.glob("images/**/*.Dockerfile"),
+                      *ROOT.glob("src/vre/**/*.Dockerfile"), *ROOT.glob("templates/**/Dockerfile")})
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from vre.cli import ci, conda, export, images, lock, publish, release
+from vre.cli import ci, conda, export, extend, images, lock, publish, release
 from vre.cli.report import errors, handled
 from vre.errors import INTERRUPTED, interrupted, watch_interrupts
 
@@ -48,3 +48,4 @@ app.command("tags")(handled(publish.tags))
 app.command("diff")(handled(release.diff_cmd))
 app.command("artifacts")(handled(release.artifacts_cmd))
 app.command("export")(handled(export.export))
+app.command("extend")(handled(extend.extend_cmd))

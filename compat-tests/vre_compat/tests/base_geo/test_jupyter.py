@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from vre_compat.helpers import http, python_tool, run_ok
+from vre_compat.helpers import http, jupyter_server, python_tool, run_ok
 
 pytestmark = [pytest.mark.base_geo, pytest.mark.jupyter]
 
@@ -38,6 +38,14 @@ def test_kernel_through_server(lab):
     assert status == 201, f"starting a kernel answered {status}: {body[:500]}"
     kernel = json.loads(body)["id"]
     assert http(f"{lab.url}/api/kernels/{kernel}", method="DELETE", headers=lab.auth, timeout=30)[0] == 204
+
+
+def test_notebook_command_serves_jupyterlab(tmp_path):
+    """repo2docker (a local Binder run) starts every image it builds with `jupyter notebook ...
+    --NotebookApp.default_url=/lab`: the image's jupyter-notebook serves JupyterLab with those options."""
+    with jupyter_server(tmp_path, app="notebook") as server:
+        status, body = http(f"{server.url}/lab", headers=server.auth)
+    assert status == 200 and "jupyter-config-data" in body, f"`jupyter notebook` served /lab with {status}"
 
 
 def test_jupyterhub_singleuser():
