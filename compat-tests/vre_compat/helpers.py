@@ -121,14 +121,23 @@ def free_port() -> int:
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http(url: str, method: str = "GET", headers: dict | None = None, timeout: float = 10):
-    """(status, body text) of a request; HTTP errors are returned, not raised."""
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+def http_raw(url: str, method: str = "GET", headers: dict | None = None, timeout: float = 10,
+             data: str | bytes | None = None):
+    """(status, body bytes, content type) of a request; HTTP errors are returned, not raised."""
+    body = data.encode() if isinstance(data, str) else data
+    request = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
     try:
         with _opener.open(request, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
+            return response.status, response.read(), response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as err:
-        return err.code, err.read().decode("utf-8", "replace")
+        return err.code, err.read(), err.headers.get("Content-Type", "")
+
+
+def http(url: str, method: str = "GET", headers: dict | None = None, timeout: float = 10,
+         data: str | bytes | None = None):
+    """(status, body text) of a request; HTTP errors are returned, not raised."""
+    status, body, _ = http_raw(url, method, headers, timeout, data)
+    return status, body.decode("utf-8", "replace")
 
 
 @contextlib.contextmanager

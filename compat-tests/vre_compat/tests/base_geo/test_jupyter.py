@@ -87,6 +87,9 @@ def server_extensions():
 @pytest.mark.parametrize("name", [
     pytest.param("eodag-labextension", marks=pytest.mark.eodag),
     pytest.param("dask-labextension", marks=pytest.mark.dask),
+    pytest.param("@jupyterlab/git", marks=pytest.mark.history),
+    pytest.param("nbdime-jupyterlab", marks=pytest.mark.history),
+    pytest.param("jupyter-leaflet", marks=pytest.mark.tiles),
     "@jupyterhub/jupyter-server-proxy",
 ])
 def test_labextension_enabled(labextensions, name):
@@ -96,6 +99,8 @@ def test_labextension_enabled(labextensions, name):
 @pytest.mark.parametrize("name", [
     pytest.param("eodag_labextension", marks=pytest.mark.eodag),
     pytest.param("dask_labextension", marks=pytest.mark.dask),
+    pytest.param("jupyterlab_git", marks=pytest.mark.history),
+    pytest.param("nbdime", marks=pytest.mark.history),
     "jupyter_server_proxy",
 ])
 def test_server_extension_enabled(server_extensions, lab, name):
