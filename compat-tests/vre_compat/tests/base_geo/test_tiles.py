@@ -1,0 +1,83 @@
+"""Large rasters on a tiled map: a COG with overviews in one call, its tiles served by localtileserver and reached
+through the Jupyter server (jupyter-server-proxy, its token), and maps with no request leaving the machine."""
+import io
+import os
+
+import pytest
+
+from vre_compat.helpers import http_raw
+from vre_compat.stac_catalog import EPSG, scene_values, write_cog
+
+pytestmark = [pytest.mark.base_geo, pytest.mark.tiles]
+
+
+@pytest.fixture(scope="module")
+def cog(tmp_path_factory):
+    """A 2048 x 2048 single-band GeoTIFF without overviews, made a COG by vre_viz.write_cog."""
+    from osgeo import gdal
+
+    import vre_viz
+
+    folder = tmp_path_factory.mktemp("tiles")
+    plain = folder / "plain.tif"
+    src = gdal.Translate(str(plain), str(write_cog(folder / "src.tif", scene_values(0, "B04", 2048),
+                                                   (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0))),
+                         format="GTiff", creationOptions=["TILED=NO"])
+    assert src.GetRasterBand(1).GetOverviewCount() == 0
+    src = None
+    return vre_viz.write_cog(plain, folder / "cog.tif")
+
+
+def test_write_cog_has_overviews(cog):
+    from osgeo import gdal
+
+    ds = gdal.Open(str(cog))
+    assert ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG", gdal.Info(ds)
+    assert ds.GetRasterBand(1).GetOverviewCount() == 2, "a 2048-pixel COG has overviews of 1024 and 512 pixels"
+    assert ds.GetSpatialRef().GetAuthorityCode(None) == str(EPSG)
+
+
+def test_tile_prefix_goes_through_the_server():
+    prefix = os.environ.get("LOCALTILESERVER_CLIENT_PREFIX", "")
+    expected = f"{os.environ.get('JUPYTERHUB_SERVICE_PREFIX', '/')}proxy/{{port}}"
+    assert prefix == expected, f"LOCALTILESERVER_CLIENT_PREFIX={prefix!r}, not {expected!r} (base-geo's start hook)"
+
+
+def tile_png(lab, url: str, auth: bool = True):
+    status, body, kind = http_raw(f"{lab.url}{url}", headers=lab.auth if auth else {}, timeout=60)
+    return status, body, kind
+
+
+def test_tiles_through_jupyter_server_proxy(lab, cog):
+    """A tile under the raster's centre, at three zoom levels, through the lab's /proxy/<port>/ with its token."""
+    import morecantile
+    import numpy as np
+    from PIL import Image
+
+    import vre_viz
+
+    m, client = vre_viz.tile_map(cog, colormap="viridis", vmin=600, vmax=900)
+    (layer,) = m.layers  # no basemap: nothing but the raster
+    assert layer.url.startswith(f"/proxy/{client.server_port}/"), f"tile URL {layer.url} bypasses the proxy"
+    lon, lat = client.center()[1], client.center()[0]
+    for zoom in (client.default_zoom, client.default_zoom + 1, client.default_zoom + 3):
+        tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, zoom)
+        url = layer.url.format(z=tile.z, x=tile.x, y=tile.y, s="")
+        status, body, kind = tile_png(lab, url)
+        assert status == 200 and kind == "image/png", f"{url}: {status} {kind} {body[:200]!r}"
+        rgba = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
+        assert rgba[..., 3].any() and rgba[..., :3].std() > 0, f"tile z{zoom} is empty or flat"
+    # without the token the server redirects to its login page (urllib follows it): no tile
+    status, body, kind = tile_png(lab, url, auth=False)
+    assert kind != "image/png" and b"/login?next=" in body, f"a tile without the server's token: {status} {kind}"
+
+
+def test_no_basemap_unless_the_platform_names_one(monkeypatch, cog):
+    import vre_viz
+
+    monkeypatch.delenv("VRE_BASEMAP_URL", raising=False)
+    m, _ = vre_viz.tile_map(cog)
+    assert [layer.url.startswith("/proxy/") for layer in m.layers] == [True], [layer.url for layer in m.layers]
+    monkeypatch.setenv("VRE_BASEMAP_URL", "/tiles/osm/{z}/{x}/{y}.png")
+    m, _ = vre_viz.tile_map(cog)
+    assert [layer.url for layer in m.layers][0] == "/tiles/osm/{z}/{x}/{y}.png", "the platform's basemap goes first"

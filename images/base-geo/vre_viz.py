@@ -1,0 +1,146 @@
+"""Large rasters on a tiled map and terrain or point clouds in 3D, from a notebook, with nothing fetched from the
+internet (installed into the image by base-geo's postBuild; see the README's "Seeing large results").
+
+    import vre_viz
+    vre_viz.write_cog("scene.tif", "scene_cog.tif")          # tiled, compressed, with overviews: fast tiles
+    m, client = vre_viz.tile_map("scene_cog.tif", indexes=[3, 2, 1])
+    vre_viz.terrain("dem.tif", drape="scene_cog.tif").show()
+    vre_viz.point_cloud("lidar.laz").show()
+
+Tiles come from localtileserver (a tile server in the kernel) through jupyter-server-proxy, so they follow the
+Jupyter server's authentication and the hub's prefix (set by base-geo's start hook). The maps have no basemap unless
+the platform names one in VRE_BASEMAP_URL (a {z}/{x}/{y} template): ipyleaflet's default, OpenStreetMap, would be a
+request leaving the machine. 3D views render offscreen on the server (VTK with EGL) and stream images to the page.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_cog(src, dst, compress: str = "DEFLATE", resampling: str = "AVERAGE") -> Path:
+    """`src` (any raster GDAL reads) as a Cloud-Optimized GeoTIFF with overviews, what tile servers read fast.
+    The same as: gdal_translate -of COG -co COMPRESS=DEFLATE -co OVERVIEW_RESAMPLING=AVERAGE src dst"""
+    from osgeo import gdal
+
+    options = [f"COMPRESS={compress}", f"OVERVIEW_RESAMPLING={resampling}", "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
+    result = gdal.Translate(str(dst), str(src), format="COG", creationOptions=options)
+    if result is None:
+        raise RuntimeError(f"cannot write {dst} as a COG from {src}: {gdal.GetLastErrorMsg()}")
+    result = None  # closes (and finishes) the file
+    return Path(dst)
+
+
+def basemap_layers() -> tuple:
+    """The platform's basemap (VRE_BASEMAP_URL, VRE_BASEMAP_ATTRIBUTION) as ipyleaflet layers: none by default."""
+    from ipyleaflet import TileLayer
+
+    url = os.environ.get("VRE_BASEMAP_URL", "")
+    if not url:
+        return ()
+    return (TileLayer(url=url, attribution=os.environ.get("VRE_BASEMAP_ATTRIBUTION", ""), name="basemap",
+                      base=True),)
+
+
+def tile_map(source, *, zoom_offset: int = 0, **style):
+    """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles; `style` goes to
+    localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
+    Returns (map, client): keep the client alive as long as the map is shown."""
+    from ipyleaflet import Map
+    from localtileserver import TileClient, get_leaflet_tile_layer
+
+    client = source if isinstance(source, TileClient) else TileClient(str(source))
+    layer = get_leaflet_tile_layer(client, **style)
+    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=client.default_zoom + zoom_offset,
+            scroll_wheel_zoom=True)
+    return m, client
+
+
+def _read_band(path, band: int = 1, max_size: int | None = None):
+    """One band as a float array (NaN for nodata), decimated on read to at most `max_size` pixels a side (GDAL
+    reads overviews when the file has them), with the geotransform of what was read."""
+    import numpy as np
+    from osgeo import gdal
+
+    ds = gdal.Open(str(path))
+    if ds is None:
+        raise RuntimeError(f"cannot open {path}: {gdal.GetLastErrorMsg()}")
+    cols, rows = ds.RasterXSize, ds.RasterYSize
+    step = max(1, -(-max(cols, rows) // max_size)) if max_size else 1
+    out_cols, out_rows = -(-cols // step), -(-rows // step)
+    rb = ds.GetRasterBand(band)
+    data = rb.ReadAsArray(buf_xsize=out_cols, buf_ysize=out_rows).astype("float32")
+    if rb.GetNoDataValue() is not None:
+        data[data == rb.GetNoDataValue()] = np.nan
+    x0, dx, _, y0, _, dy = ds.GetGeoTransform()
+    return data, (x0, dx * cols / out_cols, 0.0, y0, 0.0, dy * rows / out_rows)
+
+
+def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048, drape_bands=(1, 2, 3),
+            plotter=None, window_size=(1024, 768), off_screen: bool = False):
+    """A pyvista plotter showing a DEM as a surface, coloured by elevation or draped with an image (`drape`: a
+    raster over the same area, any resolution; 1 band: grey, 3 bands: RGB). Large DEMs are decimated on read
+    to `max_size` pixels a side. `.show()` in a notebook streams the server's rendering; `off_screen=True` for
+    `.screenshot()` outside one."""
+    import numpy as np
+    import pyvista as pv
+
+    z, (x0, dx, _, y0, _, dy) = _read_band(dem, max_size=max_size)
+    rows, cols = z.shape
+    xs = x0 + dx * (np.arange(cols) + 0.5)
+    ys = y0 + dy * (np.arange(rows) + 0.5)
+    x, y = np.meshgrid(xs, ys)
+    surface = pv.StructuredGrid(x, y, np.nan_to_num(z, nan=float(np.nanmin(z))) * exaggeration)
+    surface["elevation"] = z.ravel(order="F")
+    p = plotter or pv.Plotter(window_size=list(window_size), off_screen=off_screen)
+    if drape is None:
+        p.add_mesh(surface, scalars="elevation", cmap="terrain", nan_opacity=0.0)
+    else:
+        p.add_mesh(surface, texture=_texture(drape, surface, drape_bands, max_size))
+    p.view_isometric()
+    return p
+
+
+def _texture(image, surface, bands, max_size: int):
+    """`image` as a pyvista texture mapped on `surface` by map coordinates (both rasters north-up)."""
+    import numpy as np
+    import pyvista as pv
+    from osgeo import gdal
+
+    count = gdal.Open(str(image)).RasterCount
+    planes = [_read_band(image, b, max_size)[0] for b in (bands if count >= 3 else (1,))]
+    _, (x0, dx, _, y0, _, dy) = _read_band(image, 1, max_size)
+    rgb = np.stack(planes, axis=-1) if len(planes) == 3 else np.repeat(planes[0][..., None], 3, axis=-1)
+    lo, hi = np.nanpercentile(rgb, 2), np.nanpercentile(rgb, 98)
+    rgb = (np.clip((np.nan_to_num(rgb, nan=lo) - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype("uint8")
+    rows, cols = rgb.shape[:2]
+    pts = surface.points
+    u = (pts[:, 0] - x0) / (dx * cols)
+    v = 1.0 - (pts[:, 1] - y0) / (dy * rows)  # texture rows go up, raster rows go down
+    surface.active_texture_coordinates = np.column_stack([u, v]).astype("float32")
+    return pv.Texture(rgb[::-1].copy())
+
+
+def point_cloud(path, *, max_points: int = 5_000_000, plotter=None, window_size=(1024, 768), point_size=2.0,
+                off_screen: bool = False):
+    """A pyvista plotter showing a LAS/LAZ point cloud coloured by its RGB when it has them, else by elevation;
+    clouds larger than `max_points` are thinned evenly."""
+    import laspy
+    import numpy as np
+    import pyvista as pv
+
+    las = laspy.read(str(path))
+    step = max(1, -(-len(las.points) // max_points))
+    xyz = np.column_stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)])[::step]
+    cloud = pv.PolyData(xyz)
+    p = plotter or pv.Plotter(window_size=list(window_size), off_screen=off_screen)
+    names = set(las.point_format.dimension_names)
+    if {"red", "green", "blue"} <= names:
+        rgb = np.column_stack([las.red, las.green, las.blue])[::step].astype("float64")
+        cloud["rgb"] = (rgb / max(rgb.max(), 1) * 255).astype("uint8")
+        p.add_mesh(cloud, scalars="rgb", rgb=True, point_size=point_size, render_points_as_spheres=False)
+    else:
+        cloud["elevation"] = xyz[:, 2]
+        p.add_mesh(cloud, scalars="elevation", cmap="viridis", point_size=point_size)
+    p.view_isometric()
+    return p
