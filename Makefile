@@ -39,8 +39,10 @@ env:
 
 ## Benchmark (prints figures, never a test): per debian cpu image cold, warm and one-package rebuilds, size, update
 ## pull, start to JupyterLab ready, compat suite time; conda lock time. Parts: make bench BENCH="--no-cold --no-lock"
+## Then large results through a hub (bench/bench_viz.py): a 2 GiB COG's tiles, a 4096² DEM's first 3D frame.
 bench: setup
 	$(PYTHON) bench/bench.py $(BENCH)
+	$(PYTHON) bench/bench_viz.py $(BENCH_VIZ)
 
 clean:
 	rm -rf .vre

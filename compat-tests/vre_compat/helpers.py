@@ -232,3 +232,39 @@ def json_line(text: str):
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines, "no output"
     return json.loads(lines[-1])
+
+
+# Loaded by every Python process started with network_guard's environment (sitecustomize): outside name lookups and
+# connections are logged and refused. Libraries that catch the refusal cannot hide that they tried.
+GUARD = """
+import os, socket
+LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "")
+def _log(what):
+    with open(os.environ["VRE_CONNECT_LOG"], "a") as log:
+        log.write(f"{os.getpid()} {what}\\n")
+    raise OSError(f"no network in this test ({what})")
+_connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
+def _guarded_connect(sock, address):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOCAL:
+        _log(f"connect {address}")
+    return _connect(sock, address)
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else str(host or "")
+    if name not in LOCAL:
+        _log(f"resolve {name}")
+    return _getaddrinfo(host, *args, **kwargs)
+socket.socket.connect, socket.getaddrinfo = _guarded_connect, _guarded_getaddrinfo
+"""
+
+
+def network_guard(folder: Path) -> tuple[dict, Path]:
+    """(environment for a subprocess, its log of attempts): its Python processes, and theirs (servers, kernels),
+    log and refuse every name lookup and connection outside the machine."""
+    guard = folder / "network-guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(GUARD)
+    log = folder / "network-guard.log"
+    log.touch()
+    env = {**os.environ, "VRE_CONNECT_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))}
+    return env, log

@@ -2,7 +2,6 @@
 search with EODAG and read pixels from."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 

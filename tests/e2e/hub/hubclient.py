@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ USERS = {"base-geo": "alice", "ide": "bob", "desktop": "carol"}
 TEAM_MOUNT = "/srv/teams/eo"
 USERS_GID = 100  # the images' NB_GID ("users")
 BENCH = Workspace.of(ROOT).bench / "hub.json"
+HERE = Path(__file__).resolve().parent
 SPAWN_LIMIT = 900  # seconds; generous, the machine is shared (the figure is reported, never asserted)
 
 
@@ -250,3 +254,64 @@ async def _first_message(session: requests.Session, url: str, timeout: float) ->
 def first_message(session: requests.Session, url: str, timeout: float = 180) -> bytes:
     """The first message a websocket of the user's server sends (e.g. the VNC server's RFB greeting)."""
     return asyncio.run(_first_message(session, url, timeout))
+
+
+@contextlib.contextmanager
+def running_hub(images: dict[str, str], proxy_command: str, team_dir: Path, runtime: Path):
+    """A hub offering `images` (alias -> ref) on a network of its own, its state in `runtime`; all removed after."""
+    run_id = uuid.uuid4().hex[:8]
+    network = f"eo-vre-hub-{run_id}"
+    engine.docker("network", "create", network)
+    proc = the_hub = None
+    try:
+        gateway = engine.docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}",
+                                network).stdout.decode().strip()
+        public_port = free_port()
+        settings = {
+            "runtime_dir": str(runtime), "password": uuid.uuid4().hex, "token": uuid.uuid4().hex,
+            "users": sorted(USERS.values()), "public_port": public_port, "proxy_api_port": free_port(),
+            "proxy_command": proxy_command, "gateway": gateway, "hub_port": free_port(gateway),
+            "images": images, "prefix": network, "network": network,
+            "team_dir": str(team_dir), "team_mount": TEAM_MOUNT,
+        }
+        settings_file = runtime / "settings.json"
+        settings_file.touch(mode=0o600)
+        settings_file.write_text(json.dumps(settings))
+        log = runtime / "hub.log"
+        with log.open("w") as out:
+            # Its own process group: the proxy it starts goes with it at the end, and only that.
+            proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py")],
+                                    cwd=runtime, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, "VRE_HUB_SETTINGS": str(settings_file)})
+        the_hub = Hub(f"http://127.0.0.1:{public_port}", settings["token"], settings["password"], images,
+                      network, log, proc)
+        the_hub.wait_up()
+        yield the_hub
+    finally:
+        if proc is not None:
+            shut_down(proc, network, the_hub)
+        engine.docker("network", "rm", network, check=False)
+
+
+def shut_down(proc: subprocess.Popen, prefix: str, the_hub: Hub | None) -> None:
+    """Stop every server through the hub, then the hub (which stops its proxy), then whatever is left of them."""
+    if the_hub is not None and proc.poll() is None:
+        for user in USERS.values():
+            try:
+                the_hub.stop(user)
+            except (RuntimeError, requests.RequestException) as err:
+                print(f"stopping {user}'s server: {err}")
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the proxy, if the hub could not stop it
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    names = containers(prefix)
+    if names:
+        engine.docker("rm", "-f", *names, check=False)

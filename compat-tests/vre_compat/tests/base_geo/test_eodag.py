@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from vre_compat.helpers import http, jupyter_server
+from vre_compat.helpers import http, jupyter_server, network_guard
 from vre_compat.stac_catalog import BANDS, EPSG, write_catalog
 
 pytestmark = [pytest.mark.base_geo, pytest.mark.eodag]
@@ -59,37 +59,11 @@ def test_collections_without_a_connection(tmp_path, monkeypatch, connects):
     assert "S2_MSI_L1C" in collections, f"{len(collections)} collections, no S2_MSI_L1C: {collections[:20]}"
 
 
-GUARD = """
-import os, socket
-LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "")
-def _log(what):
-    with open(os.environ["VRE_CONNECT_LOG"], "a") as log:
-        log.write(f"{os.getpid()} {what}\\n")
-    raise OSError(f"no network in this test ({what})")
-_connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
-def _guarded_connect(sock, address):
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOCAL:
-        _log(f"connect {address}")
-    return _connect(sock, address)
-def _guarded_getaddrinfo(host, *args, **kwargs):
-    name = host.decode() if isinstance(host, bytes) else str(host or "")
-    if name not in LOCAL:
-        _log(f"resolve {name}")
-    return _getaddrinfo(host, *args, **kwargs)
-socket.socket.connect, socket.getaddrinfo = _guarded_connect, _guarded_getaddrinfo
-"""
-
-
 def lab_panel_requests(tmp_path, strict: str) -> tuple[dict, list[str]]:
     """A JupyterLab whose Python processes log (and refuse) every outside name lookup and connection; the requests
     EODAG's panel makes when JupyterLab loads. Returns {path: (status, body)} and the logged attempts."""
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(GUARD)
-    log = tmp_path / "connects.log"
-    log.touch()
-    env = {**os.environ, "HOME": str(tmp_path), "EODAG_STRICT_COLLECTIONS": strict, "VRE_CONNECT_LOG": str(log),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))}
+    env, log = network_guard(tmp_path)
+    env.update(HOME=str(tmp_path), EODAG_STRICT_COLLECTIONS=strict)
     root = tmp_path / "lab"
     root.mkdir()
     with jupyter_server(root, env=env) as lab:

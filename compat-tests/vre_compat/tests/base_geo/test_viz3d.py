@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from vre_compat.helpers import http_raw
+from vre_compat.helpers import http_raw, network_guard
 from vre_compat.stac_catalog import write_cog
 
 pytestmark = [pytest.mark.base_geo, pytest.mark.viz3d]
@@ -88,13 +88,15 @@ def test_point_cloud_laz(tmp_path, empty_frame):
     assert differing_fraction(frame, empty_frame) > 0.1, "the point cloud frame looks like an empty scene"
 
 
-def test_trame_view_through_the_server(lab, scene):
+def test_trame_view_through_the_server(lab, scene, tmp_path):
     """The notebook's 3D view (pyvista's server backend: trame streams the server's frames) is an iframe under
-    /proxy/<port>/, which the Jupyter server serves with its token."""
+    /proxy/<port>/, which the Jupyter server serves with its token; the kernel reaches nothing outside (trame-vtklocal
+    would download VTK.wasm: base-geo's start hook points it at an empty folder)."""
     from jupyter_client.manager import start_new_kernel
 
     dem, image = scene
-    km, kc = start_new_kernel(kernel_name="python3")
+    env, attempts = network_guard(tmp_path)
+    km, kc = start_new_kernel(kernel_name="python3", env=env)
     try:
         outputs = []
         code = f"import vre_viz\nvre_viz.terrain({str(dem)!r}, drape={str(image)!r}).show()"
@@ -105,6 +107,7 @@ def test_trame_view_through_the_server(lab, scene):
         assert match, f"no trame iframe under /proxy/ in the cell's output: {shown[:1500]}"
         status, body, kind = http_raw(f"{lab.url}{match.group(1)}", headers=lab.auth, timeout=60)
         assert status == 200 and b'data-app-name="trame"' in body, f"{match.group(1)}: {status} {kind}"
+        assert not attempts.read_text(), f"the kernel tried to reach outside: {attempts.read_text()}"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

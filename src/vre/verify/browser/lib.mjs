@@ -196,3 +196,39 @@ export async function openTile(scenario, lab, title, seconds = 60) {
     return page;
   });
 }
+
+// Pixels of PNG screenshots compared in the page (a canvas; the host has no image library): the share of pixels of
+// `a` that differ (by more than 30 over R+G+B) from `b`, or from `a`'s top-left pixel (its background) without `b`.
+export async function pngDifference(page, a, b = null) {
+  return page.evaluate(
+    async ([a64, b64]) => {
+      const load = (data) =>
+        new Promise((resolve, reject) => {
+          const img = new Image();
+          img.onload = () => resolve(img);
+          img.onerror = reject;
+          img.src = `data:image/png;base64,${data}`;
+        });
+      const images = await Promise.all([a64, b64].filter(Boolean).map(load));
+      const w = Math.min(...images.map((i) => i.width));
+      const h = Math.min(...images.map((i) => i.height));
+      const pixels = (img) => {
+        const c = document.createElement("canvas");
+        c.width = w;
+        c.height = h;
+        const ctx = c.getContext("2d");
+        ctx.drawImage(img, 0, 0);
+        return ctx.getImageData(0, 0, w, h).data;
+      };
+      const pa = pixels(images[0]);
+      const pb = images[1] ? pixels(images[1]) : null;
+      let differ = 0;
+      for (let i = 0; i < pa.length; i += 4) {
+        const ref = pb ? [pb[i], pb[i + 1], pb[i + 2]] : [pa[0], pa[1], pa[2]];
+        if (Math.abs(pa[i] - ref[0]) + Math.abs(pa[i + 1] - ref[1]) + Math.abs(pa[i + 2] - ref[2]) > 30) differ += 1;
+      }
+      return differ / (w * h);
+    },
+    [a.toString("base64"), b ? b.toString("base64") : null],
+  );
+}

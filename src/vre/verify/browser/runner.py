@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
@@ -184,6 +185,22 @@ def start_container(ref: str, poll: float = 1) -> Container:
 
 
 @dataclass
+class HubTarget:
+    """A hub as run_scenario's target (instead of a Container): its URL, the user's password (passed as --token),
+    and where to look when a step fails (e.g. the hub's log tail)."""
+
+    url: str
+    token: str
+    log: Callable[[], str] = lambda: ""
+
+    def probe_command(self) -> list[str]:
+        return ["true"]  # no container-side probe
+
+    def log_hints(self) -> list[str]:
+        return self.log().splitlines()[-30:]
+
+
+@dataclass
 class ScenarioResult:
     ok: bool
     error: str | None
@@ -199,8 +216,8 @@ class ScenarioResult:
         return "\n".join(lines)
 
 
-def run_scenario(name: str, container: Container, out: Path, chromium: str = CHROMIUM, timeout: float = 900,
-                 **extra: str) -> ScenarioResult:
+def run_scenario(name: str, container: Container | HubTarget, out: Path, chromium: str = CHROMIUM,
+                 timeout: float = 900, **extra: str) -> ScenarioResult:
     """Run <name>.mjs (next to this file) against the container; its result file is the verdict."""
     args = ["node", str(HERE / f"{name}.mjs"), "--url", container.url, "--token", container.token,
             "--out", str(out), "--chromium", chromium, "--probe", json.dumps(container.probe_command())]

@@ -1,0 +1,133 @@
+// Benchmark scenario (scripts/bench_viz.py; figures, never a verdict): through a hub, the time from running a
+// notebook cell that opens a tiled map of a large COG to the first tile drawn, then every tile's latency over a
+// scripted pan and zoom across five zoom levels; and the time from running a cell that shows a DEM in 3D to the
+// first frame in which a tenth of the view differs from its background.
+//
+// node bench_viz.mjs --url HUB_URL --token PASSWORD --user NAME --map NOTEBOOK --dem NOTEBOOK --out DIR
+import { StepError, Scenario, dismissDialogs, parseArgs, pngDifference } from "./lib.mjs";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const TILE = /\/proxy\/\d+\/api\/tiles\/(\d+)\//;
+
+async function openNotebook(scenario, page, base, notebook) {
+  await page.goto(`${scenario.args.url}${base}lab/tree/${notebook}`, { waitUntil: "domcontentloaded" });
+  await page.locator(".jp-NotebookPanel .jp-CodeCell").first().waitFor({ state: "visible", timeout: 110_000 });
+  await page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first()
+    .waitFor({ state: "attached", timeout: 110_000 }).catch(() => {});
+  await sleep(2000); // the kernel's first idle
+}
+
+async function runAll(page) {
+  await page.locator(".lm-MenuBar-itemLabel", { hasText: /^Run$/ }).click();
+  await page.locator(".lm-Menu-itemLabel", { hasText: /^Run All Cells$/ }).click();
+}
+
+// Wait until no tile request has been pending or finished for `quiet` ms.
+async function tilesSettled(pending, lastDone, quiet, live) {
+  for (;;) {
+    live();
+    if (pending.size === 0 && Date.now() - lastDone.t > quiet) return;
+    await sleep(100);
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const base = `/user/${args.user}/`;
+  const scenario = new Scenario("bench-viz", args);
+  const tiles = [];
+  const pending = new Set();
+  const lastDone = { t: Date.now() };
+  let page;
+  try {
+    const context = await scenario.launch();
+    context.on("request", (request) => {
+      if (TILE.test(request.url())) pending.add(request);
+    });
+    const done = (request, status) => {
+      const match = TILE.exec(request.url());
+      if (!match) return;
+      pending.delete(request);
+      lastDone.t = Date.now();
+      const timing = request.timing();
+      tiles.push({ z: Number(match[1]), status, ms: timing.responseEnd, phase: scenario.phase });
+    };
+    context.on("requestfinished", async (request) => done(request, (await request.response())?.status() ?? 0));
+    context.on("requestfailed", (request) => done(request, 0));
+    page = await context.newPage();
+
+    await scenario.step("log in", 120, "the hub's login did not lead to JupyterLab", async () => {
+      await page.goto(`${args.url}/hub/login`, { waitUntil: "domcontentloaded" });
+      await page.locator("input[name=username]").fill(args.user);
+      await page.locator("input[name=password]").fill(args.token);
+      await Promise.all([page.waitForURL(new RegExp(`${base}lab`), { timeout: 110_000 }),
+                         page.locator("input[type=submit], button[type=submit]").first().click()]);
+    });
+    await dismissDialogs(scenario, page, 2);
+
+    await scenario.step("first tile of the large COG", 300, "no tile was drawn", async (live) => {
+      await openNotebook(scenario, page, base, args.map);
+      scenario.phase = "open";
+      const started = Date.now();
+      await runAll(page);
+      for (;;) {
+        live();
+        if (await page.locator(".leaflet-container img.leaflet-tile-loaded").count()) break;
+        await sleep(25);
+      }
+      scenario.facts.firstTileSeconds = (Date.now() - started) / 1000;
+      await tilesSettled(pending, lastDone, 1000, live);
+      await scenario.screenshot(page, "bench-map");
+    });
+
+    await scenario.step("pan and zoom across five zoom levels", 900, "the scripted pan and zoom stalled", async (live) => {
+      const map = page.locator(".jp-NotebookPanel .leaflet-container").first();
+      await map.click({ position: { x: 20, y: 20 } });
+      const moves = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"];
+      const zooms = [];
+      for (let level = 0; level < 5; level += 1) {
+        scenario.phase = `zoom${level}`;
+        if (level > 0) {
+          await page.keyboard.press("Equal"); // leaflet's keyboard zoom in ('=' / '+')
+          await tilesSettled(pending, lastDone, 600, live);
+        }
+        for (const key of moves) {
+          await page.keyboard.press(key);
+          await tilesSettled(pending, lastDone, 600, live);
+        }
+        zooms.push(await map.evaluate((el) => el.querySelector(".leaflet-tile-container img")?.src || ""));
+      }
+      scenario.facts.zoomLevels = [...new Set(tiles.filter((t) => t.phase?.startsWith("zoom")).map((t) => t.z))];
+      if (scenario.facts.zoomLevels.length < 5) {
+        throw new StepError(`tiles of ${scenario.facts.zoomLevels.length} zoom levels, not 5`);
+      }
+      await scenario.screenshot(page, "bench-map-zoomed");
+    });
+
+    await scenario.step("first 3D frame of the DEM", 900, "the 3D view never drew the DEM", async (live) => {
+      await openNotebook(scenario, page, base, args.dem);
+      const started = Date.now();
+      await runAll(page);
+      const frame = page.locator(".jp-NotebookPanel iframe.pyvista").first();
+      await frame.waitFor({ state: "visible", timeout: 880_000 });
+      scenario.facts.viewShownSeconds = (Date.now() - started) / 1000;
+      // drawn: a tenth of the view differs from its background (a blank or loading view is one colour)
+      for (;;) {
+        live();
+        if ((await pngDifference(page, await frame.screenshot())) > 0.1) break;
+        await sleep(200);
+      }
+      scenario.facts.first3dFrameSeconds = (Date.now() - started) / 1000;
+      await sleep(1000);
+      await scenario.screenshot(page, "bench-3d");
+    });
+
+    scenario.facts.tiles = tiles;
+    return await scenario.finish(null);
+  } catch (err) {
+    scenario.facts.tiles = tiles;
+    return await scenario.finish(err, [page]);
+  }
+}
+
+process.exit(await main());
