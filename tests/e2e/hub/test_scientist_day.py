@@ -65,7 +65,7 @@ ndvi = pyotb.BandMath({"il": [str(work / "red.tif"), str(work / "nir.tif")],
 ndvi.write(str(work / "ndvi.tif"), pixel_type="float")
 vre_viz.write_cog(work / "ndvi.tif", work / "ndvi_cog.tif")''',
     # The tile map: tiles from the kernel's tile server, through the hub's prefix.
-    '''m, client = vre_viz.tile_map(work / "ndvi_cog.tif", colormap="RdYlGn", vmin=0.6, vmax=0.7)
+    '''m, client = vre_viz.tile_map(work / "ndvi_cog.tif", colormap="rdylgn", vmin=0.6, vmax=0.7)
 m''',
     # The DEM as terrain with the NDVI draped on it, rendered on the server.
     '''vre_viz.terrain(work / "dem.tif", drape=work / "ndvi_cog.tif", exaggeration=5, window_size=(800, 500)).show()''',
@@ -110,6 +110,7 @@ def test_scientist_day(base_geo_hub):
 
     facts = result.facts
     assert not facts.get("labDialogs"), f"JupyterLab opened dialogs (an extension failing offline?): {facts['labDialogs']}"
+    assert not facts["outside"], f"requests left the machine: {facts['outside'][:10]}"
     assert facts["tiles"], "no tile request went through the hub"
     prefix = f"/user/{USER}/proxy/"
     bad = [t for t in facts["tiles"] if t["status"] != 200 or t["type"] != "image/png" or t["bytes"] < 100

@@ -56,10 +56,16 @@ async function main() {
   const base = `/user/${user}/`;
   const scenario = new Scenario("day", args);
   const tiles = [];
+  const outside = []; // requests to anything but the hub: a CDN, an online basemap, a font service
   let lab;
   let voila;
   try {
     const context = await scenario.launch();
+    const hubHost = new URL(args.url).host;
+    context.on("request", (request) => {
+      const url = new URL(request.url());
+      if (/^https?:$|^wss?:$/.test(url.protocol) && url.host !== hubHost) outside.push(request.url());
+    });
     context.on("response", async (response) => {
       const url = new URL(response.url());
       if (!TILE.test(url.pathname)) return;
@@ -162,10 +168,12 @@ async function main() {
       const bad = answers.find((a) => a.status !== 200);
       if (bad) throw new StepError(`POST git/${folder}/${bad.path} answered ${bad.status}: ${JSON.stringify(bad.body)}`);
       scenario.facts.commits = answers[3].body.commits.map((c) => c.commit_msg);
-      await lab.locator(".jp-SideBar [data-id='jp-git-sessions'], .lm-TabBar-tab[data-id='jp-git-sessions']").first()
-        .click().catch(() => {});
-      await lab.locator("text=History").first().click({ timeout: 10_000 }).catch(() => {});
-      await sleep(1500);
+      // the git panel, opened after the commit (it looked at the folder before `init`): the history lists it
+      await lab.reload({ waitUntil: "domcontentloaded" });
+      await lab.locator(".jp-NotebookPanel").first().waitFor({ state: "visible", timeout: 60_000 });
+      await lab.locator(".lm-TabBar-tab[data-id='jp-git-sessions']").first().click();
+      await lab.getByText("NDVI over the local catalog", { exact: false }).first()
+        .waitFor({ state: "visible", timeout: 30_000 });
       await scenario.screenshot(lab, "day-git");
     });
 
@@ -182,9 +190,11 @@ async function main() {
     });
 
     scenario.facts.tiles = tiles;
+    scenario.facts.outside = outside;
     return await scenario.finish(null);
   } catch (err) {
     scenario.facts.tiles = tiles;
+    scenario.facts.outside = outside;
     return await scenario.finish(err, [lab, voila]);
   }
 }
