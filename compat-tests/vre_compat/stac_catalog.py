@@ -62,7 +62,8 @@ def write_catalog(root: Path, size: int = 512, pixel: float = 20.0, collection: 
         assets = {}
         for band, (name, wavelength) in BANDS.items():
             write_cog(folder / f"{band}.tif", scene_values(index, band, size), geotransform)
-            assets[band] = {"href": str((folder / f"{band}.tif").resolve()), "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            assets[band] = {"href": str((folder / f"{band}.tif").resolve()),
+                            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                             "roles": ["data"], "eo:bands": [{"name": name, "center_wavelength": wavelength}]}
         ring = footprint(geotransform, size)
         lons, lats = [p[0] for p in ring], [p[1] for p in ring]

@@ -109,7 +109,7 @@ def test_scientist_day(base_geo_hub):
     assert result.ok, f"{result.error}\n{result.summary()}"
 
     facts = result.facts
-    assert not facts.get("labDialogs"), f"JupyterLab opened dialogs (an extension failing offline?): {facts['labDialogs']}"
+    assert not facts.get("labDialogs"), f"JupyterLab opened dialogs (an extension offline?): {facts['labDialogs']}"
     assert not facts["outside"], f"requests left the machine: {facts['outside'][:10]}"
     assert facts["tiles"], "no tile request went through the hub"
     prefix = f"/user/{USER}/proxy/"

@@ -19,18 +19,19 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for folder in ("tests", "tests/hub", "tests/browser"):
-    sys.path.insert(0, str(ROOT / folder))
+sys.path.insert(0, str(ROOT))  # the hub tests' client (tests/e2e/hub/hubclient.py)
 
-import runner  # noqa: E402
-from hubclient import USERS, USERS_GID, run_code, running_hub, xsrf_headers  # noqa: E402
+from tests.e2e.hub.hubclient import USERS, USERS_GID, run_code, running_hub, xsrf_headers  # noqa: E402
 
 from vre import matrix  # noqa: E402
-from vre.build import BuildOptions, Progress, build  # noqa: E402
+from vre.build import BuildOptions, build  # noqa: E402
+from vre.progress import Progress  # noqa: E402
+from vre.verify.browser import runner  # noqa: E402
+from vre.workspace import Workspace  # noqa: E402
 
 USER = USERS["base-geo"]
 
@@ -91,14 +92,16 @@ def main() -> None:
     m = matrix.load(args.matrix)
     targets = m.select(["base-geo"], ["debian"])
     results = []
-    if not build(m, targets, BuildOptions(workdir=ROOT / ".vre"), Progress(), results):
+    if not build(m, targets, BuildOptions(), Progress(), results):
         raise SystemExit(f"{results[-1].key}: {results[-1].error}")
     ref = m.targets["base-geo/debian"].ref
     runner.ensure_tools()
-    runner.npm_ci(ROOT / "tests" / "hub", "configurable-http-proxy")
-    proxy = str(ROOT / "tests" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy")
-    out = runner.artifacts_dir(ROOT, "bench-viz")
-    started = datetime.now(timezone.utc)
+    hub_tests = ROOT / "tests" / "e2e" / "hub"
+    runner.npm_ci(hub_tests, "configurable-http-proxy")
+    proxy = str(hub_tests / "node_modules" / ".bin" / "configurable-http-proxy")
+    workspace = Workspace.of(ROOT)
+    out = runner.artifacts_dir(workspace, "bench-viz")
+    started = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
         team, runtime = Path(tmp, "team"), Path(tmp, "hub")
         team.mkdir()
@@ -143,16 +146,19 @@ def main() -> None:
         "view_shown_seconds": facts["viewShownSeconds"], "scenario_seconds": round(scenario_seconds, 1),
         "screenshots": result.screenshots,
     }
-    print(f"""
-| figure | value |
-|---|---:|
-| COG | {args.size} x {args.size} px, 4 bands uint16, {int(cog_bytes) / 2**30:.2f} GiB (generated in {float(generate_seconds):.0f} s) |
-| first tile drawn (cell run → tile on screen) | {record['first_tile_seconds']:.2f} s |
-| tile latency over pan and zoom ({len(panned)} tiles, zoom levels {', '.join(map(str, record['zoom_levels']))}) | p50 {record['tile_p50_ms']:.0f} ms, p95 {record['tile_p95_ms']:.0f} ms, max {record['tile_max_ms']:.0f} ms |
-| tile failures | {len(failed)} |
-| first 3D frame, DEM {args.dem_size} x {args.dem_size} (cell run → frame drawn) | {record['first_3d_frame_seconds']:.1f} s |
-""")
-    path = ROOT / ".vre" / "bench" / f"viz-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    zooms = ", ".join(map(str, record["zoom_levels"]))
+    rows = [
+        ("COG", f"{args.size} x {args.size} px, 4 bands uint16, {int(cog_bytes) / 2**30:.2f} GiB "
+                f"(generated in {float(generate_seconds):.0f} s)"),
+        ("first tile drawn (cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
+        (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",
+         f"p50 {record['tile_p50_ms']:.0f} ms, p95 {record['tile_p95_ms']:.0f} ms, max {record['tile_max_ms']:.0f} ms"),
+        ("tile failures", str(len(failed))),
+        (f"first 3D frame, DEM {args.dem_size} x {args.dem_size} (cell run → frame drawn)",
+         f"{record['first_3d_frame_seconds']:.1f} s"),
+    ]
+    print("\n| figure | value |\n|---|---:|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows) + "\n")
+    path = workspace.bench / f"viz-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))
     print(f"JSON: {path}\nscreenshots: {' '.join(result.screenshots)}")
