@@ -87,14 +87,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16384, help="COG width and height in pixels (4 bands, uint16)")
     parser.add_argument("--dem-size", type=int, default=4096, help="DEM width and height in pixels")
     parser.add_argument("--matrix", type=Path, default=ROOT / "images" / "matrix.yaml")
+    parser.add_argument("--image", help="a base-geo image to use as it is (default: base-geo/debian, built first)")
     args = parser.parse_args()
 
-    m = matrix.load(args.matrix)
-    targets = m.select(["base-geo"], ["debian"])
-    results = []
-    if not build(m, targets, BuildOptions(), Progress(), results):
-        raise SystemExit(f"{results[-1].key}: {results[-1].error}")
-    ref = m.targets["base-geo/debian"].ref
+    ref = args.image
+    if ref is None:
+        m = matrix.load(args.matrix)
+        results: list = []
+        if not build(m, m.select(["base-geo"], ["debian"]), BuildOptions(), Progress(), results):
+            raise SystemExit(f"{results[-1].key}: {results[-1].error}")
+        ref = m.targets["base-geo/debian"].ref
     runner.ensure_tools()
     hub_tests = ROOT / "tests" / "e2e" / "hub"
     runner.npm_ci(hub_tests, "configurable-http-proxy")

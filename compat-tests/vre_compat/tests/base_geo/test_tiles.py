@@ -2,6 +2,7 @@
 through the Jupyter server (jupyter-server-proxy, its token), and maps with no request leaving the machine."""
 import io
 import os
+import sys
 
 import pytest
 
@@ -41,6 +42,18 @@ def test_tile_prefix_goes_through_the_server():
     prefix = os.environ.get("LOCALTILESERVER_CLIENT_PREFIX", "")
     expected = f"{os.environ.get('JUPYTERHUB_SERVICE_PREFIX', '/')}proxy/{{port}}"
     assert prefix == expected, f"LOCALTILESERVER_CLIENT_PREFIX={prefix!r}, not {expected!r} (base-geo's start hook)"
+
+
+def test_platform_tile_prefix_wins():
+    """A deployment's own LOCALTILESERVER_CLIENT_PREFIX goes through base-geo's start hook as it is."""
+    import glob
+    import subprocess
+
+    (hook,) = glob.glob("/etc/vre/start.d/*-base-geo.sh")
+    env = {"PATH": os.environ["PATH"], "NB_PYTHON_PREFIX": sys.prefix, "LOCALTILESERVER_CLIENT_PREFIX": "/tiles/{port}"}
+    out = subprocess.run(["sh", "-c", f'. "{hook}"; printf %s "$LOCALTILESERVER_CLIENT_PREFIX"'], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "/tiles/{port}", f"the start hook turned the platform's prefix into {out!r}"
 
 
 def tile_png(lab, url: str, auth: bool = True):
