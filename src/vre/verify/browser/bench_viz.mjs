@@ -34,7 +34,7 @@ async function tilesSettled(pending, lastDone, quiet, live) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const base = `/user/${args.user}/`;
-  const scenario = new Scenario("bench-viz", args);
+  const scenario = new Scenario("bench_viz", args);
   const tiles = [];
   const pending = new Set();
   const lastDone = { t: Date.now() };
@@ -82,20 +82,25 @@ async function main() {
 
     await scenario.step("pan and zoom across five zoom levels", 900, "the scripted pan and zoom stalled", async (live) => {
       const map = page.locator(".jp-NotebookPanel .leaflet-container").first();
-      await map.click({ position: { x: 20, y: 20 } });
-      const moves = ["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"];
-      const zooms = [];
+      await map.scrollIntoViewIfNeeded();
+      const box = await map.boundingBox();
+      const cx = box.x + box.width / 2;
+      const cy = box.y + box.height / 2;
+      // drags of a third of the map: east, south, west, north (what a user's mouse does)
+      const drags = [[-1, 0], [0, -1], [1, 0], [0, 1]].map(([dx, dy]) => [dx * box.width / 3, dy * box.height / 3]);
       for (let level = 0; level < 5; level += 1) {
         scenario.phase = `zoom${level}`;
         if (level > 0) {
-          await page.keyboard.press("Equal"); // leaflet's keyboard zoom in ('=' / '+')
+          await map.locator(".leaflet-control-zoom-in").click();
           await tilesSettled(pending, lastDone, 600, live);
         }
-        for (const key of moves) {
-          await page.keyboard.press(key);
+        for (const [dx, dy] of drags) {
+          await page.mouse.move(cx, cy);
+          await page.mouse.down();
+          await page.mouse.move(cx + dx, cy + dy, { steps: 8 });
+          await page.mouse.up();
           await tilesSettled(pending, lastDone, 600, live);
         }
-        zooms.push(await map.evaluate((el) => el.querySelector(".leaflet-tile-container img")?.src || ""));
       }
       scenario.facts.zoomLevels = [...new Set(tiles.filter((t) => t.phase?.startsWith("zoom")).map((t) => t.z))];
       if (scenario.facts.zoomLevels.length < 5) {
