@@ -3,7 +3,7 @@ PYTHON ?= python3
 VRE ?= vre
 FLAVOR ?= debian
 
-.PHONY: setup images build test-images lint test list lock env bench clean
+.PHONY: setup images build test-images lint test list lock env bench bench-hackathon clean
 
 setup:
 	bash scripts/setup.sh
@@ -43,6 +43,12 @@ env:
 bench: setup
 	$(PYTHON) bench/bench.py $(BENCH)
 	$(PYTHON) bench/bench_viz.py $(BENCH_VIZ)
+	$(MAKE) bench-hackathon
+
+## 40 users spawned at once on one hub (deploy/jupyterhub-docker): spawn times, all ready, idle memory, failures
+## (written to .vre/bench/hackathon.json). Another size: make bench-hackathon VRE_HACKATHON_USERS=20
+bench-hackathon: setup
+	VRE_TEST_HACKATHON=1 $(PYTHON) -m pytest tests/e2e/hub/test_hackathon.py -s -q
 
 clean:
 	rm -rf .vre

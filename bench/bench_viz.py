@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the hub tests' client (tests/e2e/hub/hubclient.py)
 
-from tests.e2e.hub.hubclient import USERS, USERS_GID, run_code, running_hub, xsrf_headers  # noqa: E402
+from tests.e2e.hub.hubclient import TEAMS, USERS, run_code, running_hub, xsrf_headers  # noqa: E402
 
 from vre import matrix  # noqa: E402
 from vre.build import BuildOptions, build  # noqa: E402
@@ -105,12 +105,10 @@ def main() -> None:
     out = runner.artifacts_dir(workspace, "bench-viz")
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
-        team, runtime = Path(tmp, "team"), Path(tmp, "hub")
-        team.mkdir()
+        teams, runtime = Path(tmp, "teams"), Path(tmp, "hub")
+        teams.mkdir()
         runtime.mkdir()
-        os.chown(team, 0, USERS_GID)
-        team.chmod(0o2775)
-        with running_hub({"base-geo": ref}, proxy, team, runtime) as hub:
+        with running_hub(runtime, {"base-geo": ref}, proxy, teams, TEAMS) as hub:  # the hub makes the team folders
             hub.server("base-geo")
             session = hub.login(USER)
             session.get(hub.user_url(USER, "lab"), timeout=120)

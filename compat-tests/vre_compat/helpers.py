@@ -4,12 +4,14 @@ GDAL, nbformat and nbclient are imported inside the functions, so that a broken 
 it, not the collection of the whole suite.
 """
 import contextlib
+import ipaddress
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -115,6 +117,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening() -> list[tuple[str, int]]:
+    """(address, port) of every listening TCP socket of the container's network namespace (/proc/net/tcp*)."""
+    out = set()
+    for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        if not os.path.exists(path):
+            continue
+        for line in Path(path).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                host, port = fields[1].split(":")
+                raw = b"".join(struct.pack("<I", int(host[i:i + 8], 16)) for i in range(0, len(host), 8))
+                out.add((socket.inet_ntop(family, raw), int(port, 16)))
+    return sorted(out)
+
+
+def loopback(host: str) -> bool:
+    """127.0.0.0/8 or ::1 (Docker's embedded DNS resolver listens on 127.0.0.11 in a container)."""
+    return ipaddress.ip_address(host).is_loopback
 
 
 # No proxy for loopback requests: a hub may set HTTP(S)_PROXY in the user's environment.

@@ -200,22 +200,16 @@ class Lab:
                                timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def lab(cluster) -> Lab:
-    """JupyterLab as the image runs it (`start` + `jupyter lab`), configured the way a platform would."""
+def start_lab(cluster: Cluster, *options: str) -> Lab:
+    """JupyterLab as the image runs it (`start` + `jupyter lab`), on the cluster's network and on a bridge that
+    publishes its port to the host's loopback; `options` for `docker create` (a platform's environment)."""
     name, public = f"{cluster.prefix}-lab", f"{cluster.prefix}-pub"
     # A bridge with no masquerading: the host reaches the published port, the container still reaches nothing out.
     cluster.create_network(public, "-o", "com.docker.network.bridge.enable_ip_masquerade=false")
     token = secrets.token_hex(16)
     cluster.containers.append(name)
     docker("create", "--name", name, "--hostname", name, "--network", public, "-p", "127.0.0.1::8888",
-           "-e", f"JUPYTER_TOKEN={token}",
-           # What a platform running a shared scheduler sets: dask clients in the Lab find it, and the image's
-           # Jupyter config allowlists its host for jupyter-server-proxy (images/base-geo/jupyter_server_config.py);
-           # the image's start hook points dashboard links through the proxy.
-           "-e", f"DASK_SCHEDULER_ADDRESS={cluster.address}",
-           cluster.image, "jupyter", "lab",
-           timeout=300)
+           "-e", f"JUPYTER_TOKEN={token}", *options, cluster.image, "jupyter", "lab", timeout=300)
     docker("network", "connect", cluster.network, name)
     docker("start", name)
     port = docker("port", name, "8888/tcp").splitlines()[0].rsplit(":", 1)[1]
@@ -231,6 +225,14 @@ def lab(cluster) -> Lab:
         if state != "running" or time.monotonic() > deadline:
             pytest.fail(f"JupyterLab did not answer /api/status within {WAIT} s (container {state}):\n{cluster.logs()}")
         time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def lab(cluster) -> Lab:
+    # What a platform running a shared scheduler sets: dask clients in the Lab find it, and the image's Jupyter config
+    # allowlists its host for jupyter-server-proxy (images/base-geo/jupyter_server_config.py); the image's start hook
+    # points dashboard links through the proxy.
+    return start_lab(cluster, "-e", f"DASK_SCHEDULER_ADDRESS={cluster.address}")
 
 
 class Scripts(HTMLParser):

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from vre.cli import ci, conda, export, extend, images, lock, publish, release
+from vre.cli import ci, conda, deploy, export, extend, images, lock, publish, release
 from vre.cli.report import errors, handled
 from vre.errors import INTERRUPTED, interrupted, watch_interrupts
 
@@ -49,3 +49,4 @@ app.command("diff")(handled(release.diff_cmd))
 app.command("artifacts")(handled(release.artifacts_cmd))
 app.command("export")(handled(export.export))
 app.command("extend")(handled(extend.extend_cmd))
+app.command("z2jh")(handled(deploy.z2jh_check))

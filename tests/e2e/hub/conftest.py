@@ -1,13 +1,13 @@
-"""Fixtures of the hub contract tests: JupyterHub (PyPI) with DockerSpawner and configurable-http-proxy (npm) on the
-host, spawning the factory's images as user servers on a Docker network of their own."""
+"""Fixtures of the hub contract tests: the platform's JupyterHub configuration (deploy/jupyterhub-docker) with
+DockerSpawner and configurable-http-proxy (npm) on the host, spawning the factory's images as user servers on a
+Docker network of their own."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from tests.e2e.hub.hubclient import IMAGES, USERS_GID, running_hub
+from tests.e2e.hub.hubclient import IMAGES, TEAMS, running_hub
 from tests.testkit import ROOT, build_or_fail
 
 from vre.verify.browser import runner
@@ -32,25 +32,25 @@ def proxy_command() -> str:
 
 
 @pytest.fixture(scope="session")
-def team_dir(tmp_path_factory) -> Path:
-    """The team's folder as a platform prepares it: group `users` (gid 100), group-writable, setgid (files and
-    folders made in it keep the group, whatever the uid of their author)."""
-    path = tmp_path_factory.mktemp("team")
-    os.chown(path, 0, USERS_GID)
-    path.chmod(0o2775)
-    return path
+def teams_root(tmp_path_factory) -> Path:
+    """The host folder of the teams' folders (the hub makes each team's folder in it, as a platform prepares it)."""
+    return tmp_path_factory.mktemp("teams")
 
 
 @pytest.fixture(scope="session")
-def hub(hub_images, proxy_command, team_dir, tmp_path_factory):
-    with running_hub(hub_images, proxy_command, team_dir, tmp_path_factory.mktemp("hub")) as the_hub:
+def team_dir(teams_root) -> Path:
+    return teams_root / "eo"
+
+
+@pytest.fixture(scope="session")
+def hub(hub_images, proxy_command, teams_root, tmp_path_factory):
+    with running_hub(tmp_path_factory.mktemp("hub"), hub_images, proxy_command, teams_root, TEAMS) as the_hub:
         yield the_hub
 
 
 @pytest.fixture(scope="module")
-def base_geo_hub(base_geo, proxy_command, team_dir, tmp_path_factory):
+def base_geo_hub(base_geo, proxy_command, teams_root, tmp_path_factory):
     """A hub offering base-geo only, for tests that need nothing else (no desktop or ide build)."""
-    with running_hub({"base-geo": base_geo}, proxy_command, team_dir, tmp_path_factory.mktemp("hub")) as the_hub:
+    with running_hub(tmp_path_factory.mktemp("hub"), {"base-geo": base_geo}, proxy_command, teams_root,
+                     TEAMS) as the_hub:
         yield the_hub
-
-

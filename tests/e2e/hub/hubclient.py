@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
@@ -26,10 +27,15 @@ from vre import engine
 from vre.workspace import Workspace
 
 # Image alias (what a user picks, user_options["image"]) -> the factory target it is built from.
-IMAGES = {"base-geo": "base-geo/debian", "desktop": "desktop/debian", "ide": "ide/debian"}
-# One user per image; all of them in one team.
-USERS = {"base-geo": "alice", "ide": "bob", "desktop": "carol"}
+IMAGES = {"base-geo": "base-geo/debian", "desktop": "desktop/debian", "ide": "ide/debian",
+          "deep-learning": "deep-learning/debian/cpu"}
+# One user per image; the first three in team "eo", dave in team "sar".
+USERS = {"base-geo": "alice", "ide": "bob", "desktop": "carol", "deep-learning": "dave"}
+TEAMS = {"eo": ["alice", "bob", "carol"], "sar": ["dave"]}
 TEAM_MOUNT = "/srv/teams/eo"
+# The platform's configuration (deploy/jupyterhub-docker): the tests run the hub a deployment runs.
+HUB_CONFIG = ROOT / "deploy" / "jupyterhub-docker" / "jupyterhub_config.py"
+NO_ICC = "com.docker.network.bridge.enable_icc=false"
 USERS_GID = 100  # the images' NB_GID ("users")
 BENCH = Workspace.of(ROOT).bench / "hub.json"
 HERE = Path(__file__).resolve().parent
@@ -142,6 +148,10 @@ class Hub:
     def containers(self) -> list[str]:
         return containers(self.prefix)
 
+    def running(self) -> list[str]:
+        """Users whose server the hub knows (running or pending)."""
+        return [u["name"] for u in self.api("GET", "/users").json() if u["servers"]]
+
     def login(self, user: str) -> requests.Session:
         """A browser-like session: the hub's login form, then its cookies."""
         session = plain_session()
@@ -153,6 +163,78 @@ class Hub:
         assert answer.status_code == 302 and "jupyterhub-session-id" in session.cookies, \
             f"logging in as {user} failed: {answer.status_code} {answer.text[:300]}"
         return session
+
+
+@contextlib.contextmanager
+def running_hub(runtime: Path, refs: dict[str, str], proxy_command: str, teams_root: Path, teams: dict[str, list[str]],
+                users: list[str] = (), **settings) -> Iterator[Hub]:
+    """deploy/jupyterhub-docker's hub on loopback (its own process group, with its proxy), on a new network named
+    eo-vre-hub-<id> like everything it starts; stopped and removed at the end with its servers and home volumes.
+    `settings` adds to or replaces the deployment settings (limits, idle_culler, ...)."""
+    network = f"eo-vre-hub-{uuid.uuid4().hex[:8]}"
+    engine.docker("network", "create", "-o", NO_ICC, network)
+    proc = the_hub = None
+    try:
+        gateway = engine.docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}",
+                                network).stdout.decode().strip()
+        public_port = free_port()
+        settings = {
+            "runtime_dir": str(runtime), "prefix": network, "network": network,
+            "public": {"ip": "127.0.0.1", "port": public_port},
+            "proxy": {"command": [proxy_command], "api_port": free_port()}, "hub_port": free_port(gateway),
+            "auth": {"class": "dummy", "password": uuid.uuid4().hex}, "admin_token": uuid.uuid4().hex,
+            "users": list(users), "images": refs, "teams_root": str(teams_root), "teams": teams,
+            "limits": {"memory": "3G", "cpu": 1, "shm": "1G"}, **settings,
+        }
+        settings_file = runtime / "settings.json"
+        settings_file.touch(mode=0o600)
+        settings_file.write_text(json.dumps(settings))
+        log = runtime / "hub.log"
+        with log.open("w") as out:
+            # Its own process group: the proxy it starts goes with it at the end, and only that.
+            proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+                                    cwd=runtime, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, "VRE_HUB_SETTINGS": str(settings_file)})
+        the_hub = Hub(f"http://127.0.0.1:{public_port}", settings["admin_token"], settings["auth"]["password"], refs,
+                      network, log, proc)
+        the_hub.wait_up()
+        yield the_hub
+    finally:
+        if proc is not None:
+            shut_down(proc, network, the_hub)
+        engine.docker("network", "rm", network, check=False)
+        volumes = engine.docker("volume", "ls", "-q", "--filter", f"name=^{network}-home-").stdout.decode().split()
+        if volumes:
+            engine.docker("volume", "rm", "-f", *volumes, check=False)
+
+
+def shut_down(proc: subprocess.Popen, prefix: str, the_hub: Hub | None) -> None:
+    """Stop every server through the hub, then the hub (which stops its proxy), then whatever is left of them."""
+    if the_hub is not None and proc.poll() is None:
+        try:
+            users = the_hub.running()
+        except requests.RequestException as err:
+            print(f"listing the hub's servers: {err}")
+            users = []
+        for user in users:
+            try:
+                the_hub.stop(user)
+            except (RuntimeError, requests.RequestException) as err:
+                print(f"stopping {user}'s server: {err}")
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the proxy, if the hub could not stop it
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    names = containers(prefix)
+    if names:
+        engine.docker("rm", "-f", *names, check=False)
 
 
 def containers(prefix: str) -> list[str]:
@@ -202,7 +284,7 @@ async def _websocket(session: requests.Session, url: str, timeout: float):
 async def _execute(session: requests.Session, url: str, code: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     msg_id = uuid.uuid4().hex
-    result = {"stdout": "", "stderr": "", "error": None, "status": None, "idle": False}
+    result = {"stdout": "", "stderr": "", "error": None, "status": None, "idle": False, "died": None}
     async with _websocket(session, url, timeout) as conn:
         conn.write_message(json.dumps({
             "header": {"msg_id": msg_id, "username": "", "session": uuid.uuid4().hex, "msg_type": "execute_request",
@@ -216,9 +298,13 @@ async def _execute(session: requests.Session, url: str, code: str, timeout: floa
             if raw is None:
                 raise RuntimeError(f"the kernel's websocket closed: {conn.close_code} {conn.close_reason}")
             msg = json.loads(raw)
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] in ("restarting", "dead"):
+                # The server's word that the kernel process died (e.g. killed by the OOM killer), whatever it ran.
+                result["died"] = content["execution_state"]
+                break
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
-            kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
                 result[content["name"]] += content["text"]
             elif kind == "error":
@@ -230,8 +316,9 @@ async def _execute(session: requests.Session, url: str, code: str, timeout: floa
     return result
 
 
-def run_code(the_hub: Hub, session: requests.Session, user: str, code: str, timeout: float = 300) -> str:
-    """Run code in a new kernel of the user's server, through the hub's proxy; its stdout."""
+def execute(the_hub: Hub, session: requests.Session, user: str, code: str, timeout: float = 300) -> dict:
+    """Run code in a new kernel of the user's server, through the hub's proxy: stdout, stderr, error, status, and
+    `died` ("restarting" or "dead") if the kernel died under it."""
     kernels = the_hub.user_url(user, "api/kernels")
     headers = xsrf_headers(session, user)
     answer = session.post(kernels, json={}, headers=headers, timeout=120)
@@ -241,6 +328,12 @@ def run_code(the_hub: Hub, session: requests.Session, user: str, code: str, time
         result = asyncio.run(_execute(session, f"{kernels}/{kernel}/channels", code, timeout))
     finally:
         session.delete(f"{kernels}/{kernel}", headers=headers, timeout=60)
+    return result
+
+
+def run_code(the_hub: Hub, session: requests.Session, user: str, code: str, timeout: float = 300) -> str:
+    """Run code in a new kernel of the user's server, through the hub's proxy; its stdout."""
+    result = execute(the_hub, session, user, code, timeout)
     assert result["status"] == "ok", f"the code failed in {user}'s kernel:\n{result['error']}\n{result['stderr']}"
     return result["stdout"]
 
@@ -254,64 +347,3 @@ async def _first_message(session: requests.Session, url: str, timeout: float) ->
 def first_message(session: requests.Session, url: str, timeout: float = 180) -> bytes:
     """The first message a websocket of the user's server sends (e.g. the VNC server's RFB greeting)."""
     return asyncio.run(_first_message(session, url, timeout))
-
-
-@contextlib.contextmanager
-def running_hub(images: dict[str, str], proxy_command: str, team_dir: Path, runtime: Path):
-    """A hub offering `images` (alias -> ref) on a network of its own, its state in `runtime`; all removed after."""
-    run_id = uuid.uuid4().hex[:8]
-    network = f"eo-vre-hub-{run_id}"
-    engine.docker("network", "create", network)
-    proc = the_hub = None
-    try:
-        gateway = engine.docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}",
-                                network).stdout.decode().strip()
-        public_port = free_port()
-        settings = {
-            "runtime_dir": str(runtime), "password": uuid.uuid4().hex, "token": uuid.uuid4().hex,
-            "users": sorted(USERS.values()), "public_port": public_port, "proxy_api_port": free_port(),
-            "proxy_command": proxy_command, "gateway": gateway, "hub_port": free_port(gateway),
-            "images": images, "prefix": network, "network": network,
-            "team_dir": str(team_dir), "team_mount": TEAM_MOUNT,
-        }
-        settings_file = runtime / "settings.json"
-        settings_file.touch(mode=0o600)
-        settings_file.write_text(json.dumps(settings))
-        log = runtime / "hub.log"
-        with log.open("w") as out:
-            # Its own process group: the proxy it starts goes with it at the end, and only that.
-            proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(HERE / "jupyterhub_config.py")],
-                                    cwd=runtime, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "VRE_HUB_SETTINGS": str(settings_file)})
-        the_hub = Hub(f"http://127.0.0.1:{public_port}", settings["token"], settings["password"], images,
-                      network, log, proc)
-        the_hub.wait_up()
-        yield the_hub
-    finally:
-        if proc is not None:
-            shut_down(proc, network, the_hub)
-        engine.docker("network", "rm", network, check=False)
-
-
-def shut_down(proc: subprocess.Popen, prefix: str, the_hub: Hub | None) -> None:
-    """Stop every server through the hub, then the hub (which stops its proxy), then whatever is left of them."""
-    if the_hub is not None and proc.poll() is None:
-        for user in USERS.values():
-            try:
-                the_hub.stop(user)
-            except (RuntimeError, requests.RequestException) as err:
-                print(f"stopping {user}'s server: {err}")
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the proxy, if the hub could not stop it
-    except ProcessLookupError:
-        pass
-    proc.wait()
-    names = containers(prefix)
-    if names:
-        engine.docker("rm", "-f", *names, check=False)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from vre_compat.helpers import python_tool, run_ok, write_geotiff
+from vre_compat.helpers import listening, loopback, python_tool, run_ok, write_geotiff
 
 pytestmark = [pytest.mark.base_geo, pytest.mark.dask]
 
@@ -31,6 +31,19 @@ def test_tiled_sum_and_mean_on_local_cluster(tmp_path):
     assert len(workers) == 2, f"cluster had workers {list(workers)}"
     assert int(total) == int(data.sum(dtype="int64")), "dask sum differs from numpy"
     assert float(mean) == pytest.approx(data.mean(dtype="float64"), rel=1e-12), "dask mean differs from numpy"
+
+
+def test_local_cluster_listens_on_loopback_only():
+    """A plain LocalCluster() (what a notebook starts) serves nothing beyond the user's server: its scheduler, workers
+    and dashboard listen on loopback (the image's default for the dashboard, see images/base-geo/postBuild)."""
+    from dask.distributed import LocalCluster
+
+    before = set(listening())
+    with LocalCluster(n_workers=1, threads_per_worker=1) as cluster:
+        opened = sorted(set(listening()) - before)
+        dashboard = cluster.scheduler.http_server.port if cluster.scheduler.http_server else None
+    assert dashboard in {port for _, port in opened}, f"no dashboard among {opened}"
+    assert len(opened) >= 3 and all(loopback(host) for host, _ in opened), opened
 
 
 def test_dashboard_link_goes_through_the_proxy():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from vre_compat.helpers import clip, free_port, http, jupyter_server, run, serve
+from vre_compat.helpers import clip, free_port, http, jupyter_server, loopback, run, serve
 
 pytestmark = [pytest.mark.deep_learning]
 RUN_NAME = "vre-compat-run"
@@ -130,3 +130,25 @@ def test_dask_graph_on_ray(ray_temp, tmp_path):
     assert proc.returncode == 0, f"Dask on Ray failed:\n{clip(proc.stderr, 10, 30)}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["total"] == result["expected"], result
+
+
+LOCAL_RAY = r"""
+import json, sys
+import ray
+from vre_compat.helpers import listening
+before = set(listening())
+ray.init(num_cpus=1, object_store_memory=100 * 2**20, _temp_dir=sys.argv[1], log_to_driver=False)
+assert ray.get(ray.remote(lambda: 6 * 7).remote()) == 42  # the first task starts a worker (its ports too)
+print(json.dumps(sorted(set(listening()) - before)))
+ray.shutdown()
+"""
+
+
+@pytest.mark.ray
+def test_local_ray_listens_on_loopback_only(ray_temp, tmp_path):
+    """A plain ray.init() in the user's server opens its ports (GCS, raylet, object manager, workers, dashboard) on
+    loopback only: the image's start hook (images/deep-learning/start) keeps a local Ray local."""
+    proc = run([sys.executable, "-c", LOCAL_RAY, ray_temp], timeout=300, env=ray_env(tmp_path))
+    assert proc.returncode == 0, f"ray.init() failed:\n{clip(proc.stderr, 10, 30)}"
+    opened = [tuple(pair) for pair in json.loads(proc.stdout.strip().splitlines()[-1])]
+    assert len(opened) > 5 and all(loopback(host) for host, _ in opened), opened
