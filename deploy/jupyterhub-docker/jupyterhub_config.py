@@ -62,7 +62,6 @@ images = setting(settings, "images", dict)
 teams = setting(settings, "teams", dict, {})
 teams_root = Path(setting(settings, "teams_root", str, "/srv/teams"))
 network = setting(settings, "network", str)
-gateway = user_network(docker.from_env(), network)
 
 c = get_config()  # noqa: F821 (provided by JupyterHub's config loader)
 c.JupyterHub.db_url = f"sqlite:///{runtime / 'jupyterhub.sqlite'}"
@@ -103,10 +102,6 @@ c.JupyterHub.port = setting(settings, "public.port", int)
 c.ConfigurableHTTPProxy.command = setting(settings, "proxy.command", list, ["configurable-http-proxy"])
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{setting(settings, 'proxy.api_port', int)}"
 c.ConfigurableHTTPProxy.pid_file = str(runtime / "proxy.pid")
-# The hub API listens on the network's gateway: the one host address the servers reach (the host is not a
-# container, so the network's no-forwarding rule does not stand between them).
-c.JupyterHub.hub_ip = gateway
-c.JupyterHub.hub_connect_ip = gateway
 c.JupyterHub.hub_port = setting(settings, "hub_port", int)
 
 c.JupyterHub.spawner_class = "docker"
@@ -151,3 +146,10 @@ def mount_teams(spawner) -> None:
 
 
 c.Spawner.pre_spawn_hook = mount_teams
+
+# Last, once every setting is checked (a bad one changes nothing on the engine): the network, and the hub API on its
+# gateway, the one host address the servers reach (the host is not a container: the no-forwarding rule does not stand
+# between them).
+gateway = user_network(docker.from_env(), network)
+c.JupyterHub.hub_ip = gateway
+c.JupyterHub.hub_connect_ip = gateway
