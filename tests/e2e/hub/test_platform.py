@@ -146,16 +146,7 @@ import json, os, sys, time
 if __name__ == "__main__":
     import ray
     from distributed import Client, LocalCluster
-    # Ray gives its node a fixed 30 s to register at start, then gives up; on a saturated machine (the server has one
-    # CPU) that can be missed: start it again, as a user would, at most three times.
-    for attempt in range(3):
-        try:
-            ray.init(num_cpus=1, object_store_memory=100 * 2**20)
-            break
-        except Exception as err:
-            if "timed out during startup" not in str(err) or attempt == 2:
-                raise
-            ray.shutdown()
+    ray.init(num_cpus=1, object_store_memory=100 * 2**20)
     assert ray.get(ray.remote(lambda: 6 * 7).remote()) == 42
     client = Client(LocalCluster(n_workers=1, threads_per_worker=1))
     assert client.submit(sum, [1, 2, 3]).result() == 6
