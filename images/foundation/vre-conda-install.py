@@ -5,8 +5,9 @@ No solve: the lock is the environment, every package is checked against its sha2
 the lock would remove or change a package already in PREFIX (installed by a parent layer), nothing is installed and
 the message says which. Packages may be fetched from elsewhere than the URL the lock records (a mirror, the build's
 local channel) with `--mirror FROM=TO` or VRE_CONDA_MIRRORS="FROM=TO ..."; FROM is a channel name or URL, TO a URL
-or a directory. Packages of local (file://) channels come by default from /tmp/vre-extra/channel, where the factory
-mounts the channel given to `vre build --channel`.
+or a directory. Packages of our recipes' channel (the lock's custom_metadata vre-recipes-channel) and of local
+(file://) channels come by default from /tmp/vre-extra/channel, where the factory mounts the channel given to
+`vre build --channel`.
 
 After installing, the variables the packages' activation scripts set are compared with this process's environment
 (the image's ENV): kernels and `docker exec` never run activation scripts, so each difference is printed.
@@ -68,9 +69,11 @@ def entries(lock: dict, lock_path: Path, platform: str) -> list[dict]:
 def mirrors(pairs: list[str], lock: dict) -> list[tuple[str, str]]:
     """(from URL prefix, to URL prefix), longest prefix first."""
     mapping = {}
+    # Our recipes' channel (recorded by its published URL) and local file:// channels of older locks.
+    ours = (lock.get("metadata", {}).get("custom_metadata") or {}).get("vre-recipes-channel")
     for channel in lock.get("metadata", {}).get("channels", []):
         url = channel["url"] if isinstance(channel, dict) else str(channel)
-        if url.startswith("file://") and BUILD_CHANNEL.is_dir() and any(BUILD_CHANNEL.iterdir()):
+        if (url.startswith("file://") or url == ours) and BUILD_CHANNEL.is_dir() and any(BUILD_CHANNEL.iterdir()):
             mapping[url.rstrip("/")] = BUILD_CHANNEL.as_uri()
     for pair in os.environ.get(MIRRORS_ENV, "").split() + pairs:
         source, sep, target = pair.partition("=")

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from vre.lock.conda.recipechannel import RECIPES_CHANNEL_ENV
 from vre.matrix import Matrix, MatrixError, Target
 
 OUTPUT = Path("ci") / "github"
@@ -254,7 +255,8 @@ def lock_refresh_job(matrix: Matrix, flavor: str) -> dict[str, Any]:
 
 
 def lock_refresh_workflow(matrix: Matrix) -> dict[str, Any]:
-    flavors = dict.fromkeys(t.flavor for t in matrix.targets.values())
+    # conda: conda-locks.yml (its recipes are built and published first; vre.ci.conda).
+    flavors = dict.fromkeys(t.flavor for t in matrix.targets.values() if t.flavor != "conda")
     packages = {"description": "packages to update (space-separated; empty: every package)", "required": False,
                 "default": "", "type": "string"}
     return {
@@ -272,8 +274,96 @@ def actionlint_config() -> dict[str, Any]:
     return {"self-hosted-runner": {"labels": [label for label in GPU_RUNNER if label != "self-hosted"]}}
 
 
+# conda-locks.yml: where conda-forge is reachable, build our recipes, publish them, lock the conda solve groups,
+# check the locks, propose them in a pull request, and install one environment from its lock with micromamba.
+# 
+# The recipes are built on a native runner per conda platform (otb is compiled; the noarch ones once, on linux-64)
+# and uploaded to the channel the locks name (repository variable VRE_CONDA_RECIPES_CHANNEL, e.g.
+# https://prefix.dev/NAME or an anaconda.org user; key in secret PREFIX_API_KEY or ANACONDA_API_KEY). The lock job
+# solves against that published channel, so the locks record URLs that resolve wherever they are installed.
+
+CONDA = "conda"
+BRANCH = "vre/conda-locks"
+# conda platform -> a GitHub-hosted runner of that platform (recipes with compiled code build natively).
+CONDA_RUNNERS = {"linux-64": RUNNERS["linux/amd64"], "linux-aarch64": RUNNERS["linux/arm64"],
+                 "osx-64": "macos-15-intel", "osx-arm64": "macos-15"}
+SMOKE = {"linux-64": RUNNERS["linux/amd64"], "osx-arm64": "macos-15"}
+SMOKE_ENV = "deep-learning-cpu"  # what scientists reproduce on laptops: every platform, macOS included
+CHANNEL = {RECIPES_CHANNEL_ENV: "${{ vars.VRE_CONDA_RECIPES_CHANNEL }}"}
+KEYS = {"PREFIX_API_KEY": "${{ secrets.PREFIX_API_KEY }}", "ANACONDA_API_KEY": "${{ secrets.ANACONDA_API_KEY }}"}
+
+
+def recipes_job(platform: str) -> dict[str, Any]:
+    # noarch recipes are the same package everywhere: built once, on linux-64; the others build what is compiled.
+    names = "" if platform == "linux-64" else " otb"
+    return {"name": f"build and publish the recipes ({platform})", "runs-on": CONDA_RUNNERS[platform],
+            "permissions": {"contents": "read"},
+            "steps": [*_setup_steps(),
+                      {"name": "Build the recipes", "run": f"vre recipes build{names} --output .vre/channel"},
+                      {"name": "Publish them", "env": {**CHANNEL, **KEYS}, "run": "vre recipes publish"}]}
+
+
+def lock_job(matrix: Matrix) -> dict[str, Any]:
+    title = "Refresh the conda locks"
+    update = ("# Only the packages asked for when started by hand with some; else everything.\n"
+              "args=(--update-all)\n"
+              'if [ -n "$PACKAGES" ]; then args=(); for p in $PACKAGES; do args+=(--update "$p"); done; fi\n'
+              f'vre lock --flavor {CONDA} --published "${{args[@]}}"\n')
+    propose = (f'git switch --create "{BRANCH}"\n'
+               f"git add --all -- {_flavor_dir(matrix, CONDA)}\n"
+               "# The branch is pushed even when nothing changed: the smoke jobs install from it.\n"
+               'if git diff --cached --quiet; then git push --force origin "$(git rev-parse HEAD):refs/heads/'
+               f'{BRANCH}"; echo "the conda locks are current"; exit 0; fi\n'
+               f'git -c user.name="{BOT[0]}" -c user.email="{BOT[1]}" commit --quiet --message "{title}"\n'
+               f'vre diff --locks origin/{DEFAULT_BRANCH} HEAD > "$RUNNER_TEMP/body.md"\n'
+               "# GitHub refuses a pull request body over 65,536 characters.\n"
+               'truncate --size="<60000" "$RUNNER_TEMP/body.md"\n'
+               f'git push --force origin "{BRANCH}"\n'
+               f'number="$(gh pr list --head "{BRANCH}" --state open --json number --jq ".[0].number")"\n'
+               'if [ -n "$number" ]; then gh pr edit "$number" --body-file "$RUNNER_TEMP/body.md"\n'
+               f'else gh pr create --base {DEFAULT_BRANCH} --head "{BRANCH}" --title "{title}" '
+               '--body-file "$RUNNER_TEMP/body.md"; fi\n')
+    return {"name": "lock the conda solve groups", "runs-on": RUNNERS["linux/amd64"],
+            "needs": [job_id("recipes", p) for p in CONDA_RUNNERS],
+            "permissions": {"contents": "write", "pull-requests": "write"},
+            "steps": [*_setup_steps({"token": LOCK_TOKEN}),
+                      {"name": "Lock", "env": {**CHANNEL, "PACKAGES": "${{ inputs.packages }}"}, "run": update},
+                      {"name": "Check the locks", "env": CHANNEL, "run": f"vre lock --check --flavor {CONDA}"},
+                      {"name": "Open or update the pull request", "env": {"GH_TOKEN": LOCK_TOKEN}, "run": propose}]}
+
+
+def smoke_job(platform: str) -> dict[str, Any]:
+    # micromamba's own static build, from its project's download service: no conda installation needed.
+    fetch = (f'curl -fsSL "https://micro.mamba.pm/api/micromamba/{platform}/latest" '
+             '| tar -xj -C "$RUNNER_TEMP" bin/micromamba\n')
+    install = (f'"$RUNNER_TEMP/bin/micromamba" create --yes --prefix "$RUNNER_TEMP/env" '
+               f"--file environments/{CONDA}/{SMOKE_ENV}/conda-lock.yml\n"
+               '"$RUNNER_TEMP/env/bin/python" -c "import torch, rasterio, osgeo.gdal, geopandas, jupyterlab"\n')
+    return {"name": f"install {SMOKE_ENV} from its lock with micromamba ({platform})", "runs-on": SMOKE[platform],
+            "needs": "lock", "permissions": {"contents": "read"},
+            "steps": [{**_setup_steps({"ref": BRANCH, "persist-credentials": False})[0]},
+                      {"name": "Get micromamba", "run": fetch},
+                      {"name": f"Install {SMOKE_ENV}", "run": install}]}
+
+
+def conda_locks_workflow(matrix: Matrix) -> dict[str, Any]:
+    packages = {"description": "packages to update (space-separated; empty: every package)", "required": False,
+                "default": "", "type": "string"}
+    jobs = {job_id("recipes", p): recipes_job(p) for p in CONDA_RUNNERS}
+    jobs["lock"] = lock_job(matrix)
+    jobs |= {job_id("smoke", p): smoke_job(p) for p in SMOKE}
+    return {
+        "name": "conda locks",
+        "on": {"schedule": [{"cron": "41 5 * * 1"}], "workflow_dispatch": {"inputs": {"packages": packages}}},
+        "permissions": {},
+        "concurrency": {"group": "${{ github.workflow }}", "cancel-in-progress": False},
+        "defaults": {"run": {"shell": "bash"}},
+        "jobs": jobs,
+    }
+
+
 # Every file of the output folder: what makes it from the matrix, and the note its header adds.
-FILES: dict[str, tuple[Callable[[Matrix], dict[str, Any]], str]] = {
+FILES: dict[str, tuple[Callable[[Matrix], dict[str, Any] | None], str]] = {
     "images.yml": (images_workflow,
                    "Build, test and publish the image matrix. Repository variable VRE_GPU_RUNNERS=true turns on\n"
                    "# the GPU jobs (self-hosted runners labelled `gpu`, with the NVIDIA container toolkit)."),
@@ -281,9 +371,17 @@ FILES: dict[str, tuple[Callable[[Matrix], dict[str, Any]], str]] = {
                          "Re-solve each flavor's locks weekly and propose them in a pull request. Needs \"Allow\n"
                          "# GitHub Actions to create pull requests\"; secret VRE_LOCK_REFRESH_TOKEN (a bot's token) "
                          "makes\n# the checks run on those pull requests."),
+    "conda-locks.yml": (lambda matrix: _conda_locks(matrix),
+                        "Where conda-forge is reachable: build and publish our recipes, lock the conda solve groups,\n"
+                        "# check and propose them, install one from its lock. Repository variable\n"
+                        "# VRE_CONDA_RECIPES_CHANNEL names the channel; secret PREFIX_API_KEY or ANACONDA_API_KEY."),
     "actionlint.yaml": (lambda matrix: actionlint_config(),
                         "actionlint's settings for images.yml and lock-refresh.yml: the GPU runners' label."),
 }
+
+
+def _conda_locks(matrix: Matrix) -> dict[str, Any] | None:
+    return conda_locks_workflow(matrix) if any(t.flavor == "conda" for t in matrix.targets.values()) else None
 
 
 def _header(note: str) -> str:
@@ -313,8 +411,9 @@ _Dumper.add_representer(str, _represent_str)
 
 def render(matrix: Matrix) -> dict[str, str]:
     """The name and text of every file of the output folder."""
-    return {name: _header(note) + yaml.dump(make(matrix), Dumper=_Dumper, sort_keys=False, width=10_000)
-            for name, (make, note) in FILES.items()}
+    made = {name: (make(matrix), note) for name, (make, note) in FILES.items()}
+    return {name: _header(note) + yaml.dump(content, Dumper=_Dumper, sort_keys=False, width=10_000)
+            for name, (content, note) in made.items() if content is not None}
 
 
 def _stale(out: Path, files: dict[str, str]) -> list[Path]:

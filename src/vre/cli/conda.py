@@ -11,7 +11,7 @@ import typer
 from vre.cli.lock import TimeoutOpt, local_channel
 from vre.cli.options import DEFAULT_MATRIX, MatrixOpt
 from vre.cli.report import console
-from vre.lock.conda import env as conda_env, recipes as conda_recipes
+from vre.lock.conda import env as conda_env, recipepublish, recipes as conda_recipes
 from vre.lock.conda.channels import Network
 from vre.matrix import load
 from vre.workspace import Workspace
@@ -57,6 +57,18 @@ def recipes_build(
         console.print(f"built {b.name} {b.version} {b.build} ({b.platform}) in {b.seconds:.1f} s", highlight=False)
     console.print(f"{len(built)} packages in {out} ({time.monotonic() - started:.1f} s); lock with "
                   f"`vre lock --channel {out}`", highlight=False)
+
+
+def recipes_publish(
+    matrix: MatrixOpt = DEFAULT_MATRIX,
+    channel: Annotated[Optional[Path], typer.Option(
+        "--channel", help="the local channel to upload [default: .vre/channel]")] = None,
+) -> None:
+    """Upload a local channel's packages to the channel locks name ($VRE_CONDA_RECIPES_CHANNEL; prefix.dev or
+    anaconda.org, API key in PREFIX_API_KEY or ANACONDA_API_KEY)."""
+    m = load(matrix)
+    url, files = recipepublish.publish(channel or Workspace.of(m.root).channel)
+    console.print(f"{len(files)} packages published to {url}", highlight=False)
 
 
 def env(

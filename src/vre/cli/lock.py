@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
 from vre.cli.options import DEFAULT_MATRIX, FlavorOpt, MatrixOpt, VariantOpt, select
 from vre.cli.report import console
 from vre.errors import USAGE, VreError
 from vre.lock.conda.channels import MIRRORS_ENV, TIMEOUT_ENV, Network
-from vre.lock.conda.lock import LockOptions
+from vre.lock.conda.lock import CondaLockReport, LockOptions, lock_targets
+from vre.lock.conda.spec import PLATFORMS
 from vre.lock.debian import LockReport
 from vre.lock.flavor import LockRequest, flavor as flavor_of, lock_foundation
 from vre.matrix import Matrix
@@ -25,7 +27,8 @@ MirrorOpt = Annotated[Optional[list[str]], typer.Option(
     "--mirror", help=f"CHANNEL=URL: fetch CHANNEL from a mirror (repeatable; also ${MIRRORS_ENV})")]
 TimeoutOpt = Annotated[Optional[int], typer.Option(
     "--timeout", help=f"seconds before an unreachable channel fails [default: ${TIMEOUT_ENV} or 20]")]
-STYLE = {"fresh": "green", "locked": "cyan", "stale": "yellow", "missing": "red"}
+STYLE = {"fresh": "green", "locked": "cyan", "stale": "yellow", "missing": "red", "partial": "yellow",
+         "failed": "red", "conflict": "red", "missing data": "magenta", "blocked": "yellow"}
 
 
 def local_channel(matrix: Matrix, channel: Path | None) -> Path | None:
@@ -55,16 +58,26 @@ def lock(
     channel: ChannelOpt = None,
     mirror: MirrorOpt = None,
     timeout: TimeoutOpt = None,
+    platform: Annotated[Optional[list[str]], typer.Option(
+        "--platform", "-p", help="conda: only these platforms, e.g. linux-64 (repeatable; default: all)")] = None,
+    published: Annotated[bool, typer.Option(
+        "--published", help="conda: our recipes from the channel they are published at ($VRE_CONDA_RECIPES_CHANNEL), "
+                            "not a local one")] = False,
 ) -> None:
-    """Solve the layers' locks, parents first: conda with rattler (conda-lock files), debian with apt (apt.lock)
-    and uv (requirements.txt); the foundation's Debian packages first."""
+    """Solve the locks: conda with rattler (conda-lock files), one solve per solve group and platform; debian with
+    apt (apt.lock) and uv (requirements.txt), parents first; the foundation's Debian packages first."""
     m, targets = select(matrix, images, flavor, variant)
-    conda = any(t.flavor == "conda" for t in targets)
-    request = LockRequest(check=check, update=tuple(update or ()), update_all=update_all, conda=LockOptions(
-        network=Network.from_env(mirror, timeout), local_channel=local_channel(m, channel) if conda and not check
-        else None))
+    conda_targets = [t for t in targets if t.flavor == "conda"]
+    for name in platform or ():
+        if name not in PLATFORMS:
+            raise VreError(f"--platform {name}: unknown (expected one of: {', '.join(PLATFORMS)})", USAGE)
+    options = LockOptions(
+        network=Network.from_env(mirror, timeout), platforms=tuple(platform or ()), published=published,
+        local_channel=local_channel(m, channel) if conda_targets and not check and not published else None)
+    request = LockRequest(check=check, update=tuple(update or ()), update_all=update_all, conda=options)
     reports: list[LockReport] = []
-    for name, target in [("foundation", None), *((t.key, t) for t in targets)]:  # the foundation's apt lock first
+    # The foundation's apt lock first; conda targets after, all at once.
+    for name, target in [("foundation", None), *((t.key, t) for t in targets if t.flavor != "conda")]:
         try:
             found = (lock_foundation(m, request) if target is None
                      else flavor_of(target.flavor).lock(m, target, request))
@@ -73,6 +86,14 @@ def lock(
         for report in found:
             _print(report)
         reports += found
+    if conda_targets:
+        # One call for every conda target: their solve groups are solved once each (vre.lock.conda.group).
+        conda_reports = lock_targets(m, conda_targets, check=check, update=list(update or ()), options=options,
+                                     update_all=update_all)
+        for report in conda_reports:
+            _print(report)
+        _table(conda_reports)
+        reports += conda_reports
     held = {line.split()[1] for r in reports for line in r.changes if line[:1] in "~+-"}
     for name in update or ():
         if name not in held and not check:
@@ -81,6 +102,21 @@ def lock(
     if check and any(r.status != "fresh" for r in reports):
         raise VreError("some locks are missing or stale: run `vre lock` (where the channels are reachable) and "
                        "commit the result")
+    if any(cell != "locked" for r in reports for cell in getattr(r, "cells", {}).values()):
+        raise VreError("some images did not lock on some platforms (the table above; each one's reason is printed "
+                       "above it)")
+
+
+def _table(reports: Sequence[CondaLockReport]) -> None:
+    """Image x platform: locked / conflict / missing data / blocked."""
+    solved = [p for p in PLATFORMS if any(p in r.cells for r in reports)]
+    if not solved:
+        return
+    table = Table("lock", *solved, box=None, header_style="bold")
+    for r in reports:
+        table.add_row(r.layer, *(f"[{STYLE.get(r.cells[p], 'white')}]{r.cells[p]}[/]" if p in r.cells
+                                 else "[dim]-[/dim]" for p in solved))
+    console.print(table)
 
 
 def _print(report: LockReport) -> None:
@@ -93,3 +129,6 @@ def _print(report: LockReport) -> None:
         console.print(f"          {reason}", highlight=False, style="dim")
     for change in report.changes:
         console.print(f"          {change}", highlight=False)
+    problems: Sequence[str] = getattr(report, "problems", [])
+    for problem in problems:
+        console.print(problem.rstrip(), highlight=False, markup=False)

@@ -41,6 +41,7 @@ recipes_app = typer.Typer(help="Recipes under recipes/: render and lint them, bu
                           no_args_is_help=True)
 recipes_app.command("check")(handled(conda.recipes_check))
 recipes_app.command("build")(handled(conda.recipes_build))
+recipes_app.command("publish")(handled(conda.recipes_publish))
 app.add_typer(recipes_app, name="recipes")
 app.command("env")(handled(conda.env))
 app.command("publish")(handled(publish.publish))

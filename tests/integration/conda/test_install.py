@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from vre.cli import app
 from vre.lock.conda.env import installer
-from vre.lock.conda.lock import lock
+from vre.lock.conda.lock import LockOptions, lock
+from vre.lock.conda.recipechannel import RECIPES_CHANNEL_ENV
 
 
 
@@ -114,3 +115,25 @@ def test_installer_needs_the_platform_in_the_lock(tmp_path, pool, inst):
     with pytest.raises(inst.InstallError, match=r"metadata.platforms has no linux-aarch64 \(it locks linux-64, "
                                                 r"osx-arm64\)"):
         inst.install(m.root / "environments/conda/base/conda-lock.yml", tmp_path / "env", "linux-aarch64")
+
+
+def test_our_recipes_channel_is_named_by_its_published_url_and_installed_from_a_local_copy(tmp_path, pool,
+                                                                                           monkeypatch):
+    """A lock never holds a path of the machine that made it: packages of the local channel of our recipes are
+    recorded at the URL that channel is published at (VRE_CONDA_RECIPES_CHANNEL), and installed from a local copy
+    of it (`vre env --channel`, the images' /tmp/vre-extra/channel)."""
+    monkeypatch.setenv(RECIPES_CHANNEL_ENV, "https://prefix.dev/eo-vre-test")
+    forge = make_channel(pool, tmp_path / "forge", package_is("libfoo"))
+    ours = make_channel(pool, tmp_path / "ours", package_is("vre-config"))
+    m = conda_repo(tmp_path / "repo", {"base": {}}, {"base": {"environment.yml": env_yml("libfoo", "vre-config")}},
+                   [forge.as_uri()])
+    lock(m, m.targets["base/conda"], check=False, update=[], options=LockOptions(local_channel=ours))
+    text = (m.root / "environments/conda/base/conda-lock.yml").read_text()
+    assert str(ours) not in text and str(tmp_path / "repo") not in text
+    url = next(p.url for p in parse_conda_lock_file(m.root / "environments/conda/base/conda-lock.yml").package
+               if p.name == "vre-config")
+    assert url.startswith("https://prefix.dev/eo-vre-test/noarch/vre-config-0.1.0-")
+    result = CliRunner().invoke(app, ["env", "base", "--matrix", str(m.path), "--prefix", str(tmp_path / "env"),
+                                      "--channel", str(ours)])
+    assert result.exit_code == 0, result.output
+    assert conda_meta(tmp_path / "env") == lock_of(m, "base")

@@ -9,15 +9,18 @@ import threading
 import time
 
 import pytest
-from tests.testkit.conda import GPU_VIRTUAL, PLATFORMS, closed_port, conda_repo, env_yml, make_channel, package_is
+from tests.testkit.conda import GPU_VIRTUAL, PLATFORMS, closed_port, conda_repo, env_yml, index, make_channel, package_is
 from conda_lock.lockfile import parse_conda_lock_file
+from rattler.exceptions import SolverError
 from rattler.explicit_environment import ExplicitEnvironmentSpec
 from typer.testing import CliRunner
 
 from vre.cli import app
-from vre.lock.conda import CondaError
-from vre.lock.conda.channels import TIMEOUT_ENV
+from vre.lock.conda import CondaError, run
+from vre.lock.conda.channels import TIMEOUT_ENV, Network
 from vre.lock.conda.lock import lock, stale
+from vre.lock.conda.solve import Solver
+from vre.lock.conda.units import units_of
 
 
 
@@ -115,19 +118,19 @@ def test_child_is_solved_on_its_parents_exact_builds(tmp_path, pool):
     assert stale(m, m.targets["base/conda"]) == [] and stale(m, m.targets["child/conda"]) == []
 
 
-def test_conflict_with_the_parent_names_packages_constraints_and_remedies(tmp_path, pool):
+def test_conflict_names_the_images_packages_constraints_and_remedies(tmp_path, pool):
     m = conda_repo(tmp_path, {"base": {}, "ml": {"parent": "base"}}, {
         "base": {"environment.yml": env_yml("qgis-like")},
         "ml": {"environment.yml": env_yml("tf-like")}}, [pool.as_uri()])
     result = vre("lock", "--matrix", str(m.path))
     assert result.exit_code == 1
     message = " ".join(result.output.split())
-    assert "ml cannot be solved for linux-64 on top of base's lock" in message
-    assert ("tf-like 2.19 needs libabseil-like 20250512.*, but base locked libabseil-like 20260107 (h02443f6_0)"
-            in message)
+    assert "ml (linux-64) cannot share one environment with base:" in message
+    assert ("- qgis-like 3.44 (base) needs libabseil-like 20260107.*; tf-like 2.19 (ml) needs libabseil-like "
+            "20250512.*" in message)
     assert "their own environment: envs/NAME/environment.yml" in message
     assert "relax the constraint in environments/conda/ml/environment.yml" in message
-    assert "constrain libabseil-like in environments/conda/base/environment.yml" in message
+    assert "ml conflict" in message  # the table: base locks, ml is a conflict (not missing data)
     assert not (m.root / "environments/conda/ml/conda-lock.yml").exists()
     # The remedy works: tf-like in its own environment, beside the layer.
     spec = m.root / "environments/conda/ml"
@@ -154,11 +157,12 @@ def test_check_names_stale_and_missing_locks(tmp_path, pool):
     result = vre("lock", "--check", "--matrix", str(m.path))
     assert result.exit_code == 1
     assert "environments/conda/base/environment.yml changed since the lock" in result.output
-    assert stale(m, m.targets["base/conda"]) and stale(m, m.targets["child/conda"]) == []  # until base relocks
-    lock(m, m.targets["base/conda"], check=False, update=[])
+    assert stale(m, m.targets["base/conda"])
+    # One solve group: a change to any image's specs may move the shared solution, so every lock of it is stale.
     assert stale(m, m.targets["child/conda"]) == [
-        "environments/conda/child/conda-lock.yml: stale (parent base was relocked since)"]
-    lock(m, m.targets["child/conda"], check=False, update=[])
+        "environments/conda/child/conda-lock.yml: stale (another image of solve group default changed since the lock)"]
+    lock(m, m.targets["base/conda"], check=False, update=[])  # relocks the whole group
+    assert stale(m, m.targets["child/conda"]) == [] and "geotool" in locked(m, "child")
     (m.root / "environments/conda/child/conda-linux-64.lock").unlink()
     assert "conda-linux-64.lock is missing or out of step" in stale(m, m.targets["child/conda"])[0]
 
@@ -241,3 +245,98 @@ def test_black_holed_mirror_times_out_instead_of_hanging(tmp_path, silent_server
     assert "channel conda-forge (https://conda.anaconda.org/conda-forge) cannot be reached through mirror" in output
     assert "timed out" in output and f"{TIMEOUT_ENV}=SECONDS (now 2)" in output
     print(f"black-holed mirror failed after {time.monotonic() - started:.1f} s")
+
+
+def test_group_solve_locks_the_migration_split_that_layer_by_layer_cannot(tmp_path, pool):
+    """A parent alone floats to the newest shared library (pyarrow-like 2.0 on the new abseil-like); its child's
+    package still needs the old one. Layered, the child cannot be solved on the parent's lock; the group picks the
+    parent's older build and locks both, the parent's packages at the same builds in the child's lock."""
+    m = conda_repo(tmp_path, {"base": {}, "ml": {"parent": "base"}}, {
+        "base": {"environment.yml": env_yml("pyarrow-like")},
+        "ml": {"environment.yml": env_yml("tf-like")}}, [pool.as_uri()])
+    base = units_of(m, m.targets["base/conda"])[0]
+
+    async def layer_by_layer():
+        network = Network()
+        solver = Solver([pool.as_uri()], network, network.gateway())
+        virtual = base.virtual.generic("linux-64")
+        alone = await solver.solve_specs(["pyarrow-like"], "linux-64", virtual, [], [])
+        try:
+            await solver.solve_specs(["pyarrow-like", "libabseil-like", "tf-like"], "linux-64", virtual, alone, [])
+        except SolverError:
+            return {r.name.normalized: str(r.version) for r in alone}, "conflict"
+        return {r.name.normalized: str(r.version) for r in alone}, "solved"
+
+    alone, layered = run(layer_by_layer())
+    assert alone == {"pyarrow-like": "2.0", "libabseil-like": "20260107"} and layered == "conflict"
+    result = vre("lock", "--matrix", str(m.path))
+    assert result.exit_code == 0, result.output
+    parent, child = locked(m, "base"), locked(m, "ml")
+    assert parent["pyarrow-like"][0] == "1.0" and parent["libabseil-like"][0] == "20250512"
+    assert all(child[name] == build for name, build in parent.items()) and "tf-like" in child
+
+
+def test_shared_images_lock_once_for_both_variants(tmp_path, pool):
+    """base (no variant) is solved in the cpu group and pinned in the gpu group: its lock is a subset of both
+    variants' locks at the same builds, while each variant picks its own torchlike build."""
+    m = conda_repo(tmp_path, {"base": {}, "dl": {"parent": "base", "variants": ["cpu", "gpu"]}}, {
+        "base": {"environment.yml": env_yml("libfoo", "geotool")},
+        "dl-cpu": {"environment.yml": env_yml("torchlike")},
+        "dl-gpu": {"environment.yml": env_yml("torchlike"), "virtual-packages.yml": GPU_VIRTUAL},
+    }, [pool.as_uri()])
+    result = vre("lock", "--matrix", str(m.path))
+    assert result.exit_code == 0, result.output
+    parent = locked(m, "base")
+    for variant, build in (("dl-cpu", "cpu_"), ("dl-gpu", "cuda129_")):
+        child = locked(m, variant)
+        assert {n: child[n] for n in parent} == parent
+        assert child["torchlike"][1].startswith(build)
+    assert vre("lock", "--check", "--matrix", str(m.path)).exit_code == 0
+
+
+def test_every_platform_is_reported_and_one_failing_hides_no_other(tmp_path, pool):
+    channel = make_channel(pool, tmp_path / "channel", package_is("platlib", "libfoo"))
+    for package in (channel / "osx-arm64").glob("platlib-*.conda"):
+        package.unlink()  # the channel lacks platlib for osx-arm64
+    index(channel)
+    m = conda_repo(tmp_path / "repo", {"base": {}}, {"base": {"environment.yml": env_yml(
+        "platlib", "libfoo", platforms=("linux-64", "osx-arm64"))}}, [channel.as_uri()])
+    result = vre("lock", "--matrix", str(m.path))
+    assert result.exit_code == 1
+    assert "base (osx-arm64): the channels hold no record that satisfies\n  - platlib -> no record of platlib" \
+        in result.output
+    table = result.output[result.output.index("\n lock ") + 1:]
+    assert table.split("\n")[0].split() == ["lock", "linux-64", "osx-arm64"]
+    assert table.split("\n")[1].split() == ["base", "locked", "missing", "data"]
+    assert "platlib" in locked(m, "base", "linux-64")  # the failing platform did not stop the other
+    assert vre("lock", "--check", "--matrix", str(m.path)).exit_code == 1  # a lock short of a platform is stale
+    limited = vre("lock", "--platform", "linux-64", "--matrix", str(m.path))
+    assert limited.exit_code == 0, limited.output
+    assert limited.output[limited.output.index("\n lock ") + 1:].split("\n")[0].split() == ["lock", "linux-64"]
+
+
+def test_shared_images_take_the_choice_every_variant_accepts(tmp_path, pool):
+    """Solved first, the cpu group floats base's libabseil-like to the newest; the gpu variant's tf-like needs the
+    older one. Pinning base as the cpu group chose would fail the gpu group: it is solved freely and the cpu group
+    again on its choice, so base's lock suits both variants."""
+    m = conda_repo(tmp_path, {"base": {}, "dl": {"parent": "base", "variants": ["cpu", "gpu"]}}, {
+        "base": {"environment.yml": env_yml("libabseil-like")},
+        "dl-cpu": {"environment.yml": env_yml("torchlike")},
+        "dl-gpu": {"environment.yml": env_yml("torchlike", "tf-like"), "virtual-packages.yml": GPU_VIRTUAL},
+    }, [pool.as_uri()])
+    result = vre("lock", "--matrix", str(m.path))
+    assert result.exit_code == 0, result.output
+    parent = locked(m, "base")
+    assert parent["libabseil-like"][0] == "20250512"
+    for variant in ("dl-cpu", "dl-gpu"):
+        child = locked(m, variant)
+        assert {n: child[n] for n in parent} == parent
+
+
+def test_a_root_image_that_cannot_solve_names_the_fewest_specs_that_fail_together(tmp_path, pool):
+    m = conda_repo(tmp_path, {"base": {}}, {"base": {"environment.yml": env_yml("libfoo", "qgis-like", "tf-like")}},
+                   [pool.as_uri()])
+    result = vre("lock", "--matrix", str(m.path))
+    assert result.exit_code == 1
+    assert "base (linux-64): its specs qgis-like, tf-like have no solution together:" in result.output
+    assert result.output[result.output.index("\n lock ") + 1:].split("\n")[1].split() == ["base", "conflict"]

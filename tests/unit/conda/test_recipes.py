@@ -19,7 +19,8 @@ from vre.lock.conda import recipes
 def test_every_recipe_renders_for_every_platform_and_passes_lint():
     result = CliRunner().invoke(app, ["recipes", "check", "--matrix", str(ROOT / "images" / "matrix.yaml")])
     assert result.exit_code == 0, result.output
-    assert "3 recipes rendered for every platform, 0 problems" in result.output
+    count = len(list((ROOT / "recipes").glob("*/recipe.yaml")))
+    assert f"{count} recipes rendered for every platform, 0 problems" in result.output
     otb = {v.variant["target_platform"]: v for p in ("linux-64", "osx-arm64")
            for v in recipes.render(recipes.find(ROOT, ["otb"])[0], p)}
     assert set(otb) == {"linux-64", "osx-arm64"}

@@ -1,8 +1,11 @@
 """The conda flavor: environment specs, layered locks solved with rattler, installs from locks, recipes.
 
 Modules, one job each: spec (environment.yml, virtual-packages.yml), units (what gets locked, and its inputs),
-channels (reaching channels, fast failure), solve (rattler, parent pins, conflict messages), lockfile (conda-lock
-files in and out), lock (the `vre lock` flow), recipes (`vre recipes`), env (`vre env`).
+group (solve groups: which locks are solved together), groupsolve (one solve per group and platform, each lock the
+closure of its specs), diagnose (missing data and conflicts in a few lines), channels (reaching channels, fast
+failure), solve (rattler), lockfile (conda-lock files in and out), lock (the `vre lock` flow), recipechannel (our
+recipes in solves and locks: built, rendered, published URL), recipes (`vre recipes`), recipepublish
+(`vre recipes publish`), env (`vre env`).
 """
 
 from __future__ import annotations

@@ -51,7 +51,11 @@ def create(matrix: Matrix, name: str, prefix: Path, local_channel: Path | None =
     pairs = []
     if local_channel:
         local = local_channel.resolve()
-        pairs = [f"{c.url}={local}" for c in lockfile.read(lock_path).metadata.channels if c.url.startswith("file://")]
+        meta = lockfile.read(lock_path).metadata
+        ours = (meta.custom_metadata or {}).get("vre-recipes-channel")
+        # Our recipes' channel when the lock names it; local file:// channels in locks made before it did.
+        pairs = [f"{ours}={local}"] if ours else [f"{c.url}={local}" for c in meta.channels
+                                                  if c.url.startswith("file://")]
     module = installer(matrix.root)
     try:
         return module.install(lock_path, prefix, platform, pairs), warnings
