@@ -276,7 +276,7 @@ def actionlint_config() -> dict[str, Any]:
 
 # conda-locks.yml: where conda-forge is reachable, build our recipes, publish them, lock the conda solve groups,
 # check the locks, propose them in a pull request, and install one environment from its lock with micromamba.
-# 
+#
 # The recipes are built on a native runner per conda platform (otb is compiled; the noarch ones once, on linux-64)
 # and uploaded to the channel the locks name (repository variable VRE_CONDA_RECIPES_CHANNEL, e.g.
 # https://prefix.dev/NAME or an anaconda.org user; key in secret PREFIX_API_KEY or ANACONDA_API_KEY). The lock job

@@ -9,7 +9,8 @@ import threading
 import time
 
 import pytest
-from tests.testkit.conda import GPU_VIRTUAL, PLATFORMS, closed_port, conda_repo, env_yml, index, make_channel, package_is
+from tests.testkit.conda import (GPU_VIRTUAL, PLATFORMS, closed_port, conda_repo, env_yml, index, make_channel,
+                                 package_is)
 from conda_lock.lockfile import parse_conda_lock_file
 from rattler.exceptions import SolverError
 from rattler.explicit_environment import ExplicitEnvironmentSpec

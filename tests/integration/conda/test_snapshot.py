@@ -101,7 +101,7 @@ def test_real_specs_lock_or_name_the_missing_data(tmp_path, mirror):
         for platform, cell in row.items():
             if cell == "missing data":
                 assert re.search(rf"^{re.escape(name)} \({platform}\): the channels hold no record that satisfies\n"
-                                 r"  - \S+", output, re.MULTILINE), f"{name} {platform}: missing data, but no package named"
+                                 r"  - \S+", output, re.MULTILINE), f"{name} {platform}: missing data, no package named"
     assert code == (0 if cells == {"locked"} else 1)
     check_locks(repo, table)
 

@@ -24,7 +24,7 @@ def name_of(spec: str) -> str:
     return MatchSpec(spec).name.normalized
 
 
-def describe(record) -> str:
+def describe(record: PackageRecord) -> str:
     return f"{record.name.normalized} {record.version} ({record.build})"
 
 
@@ -43,7 +43,7 @@ class Availability:
 
     def __init__(self, records: list[RepoDataRecord], virtual: dict[str, str], platform: str):
         self.platform = platform
-        self.by_name: dict[str, list] = {}
+        self.by_name: dict[str, list[PackageRecord]] = {}
         for record in sorted(records, key=lambda r: (r.version, r.build_number), reverse=True):
             self.by_name.setdefault(record.name.normalized, []).append(record)
         for name, value in virtual.items():
@@ -59,7 +59,7 @@ class Availability:
             self._specs[text] = MatchSpec(text)
         return self._specs[text]
 
-    def candidates(self, dep: str) -> list:
+    def candidates(self, dep: str) -> list[PackageRecord]:
         spec = self._spec(dep)
         return [r for r in self.by_name.get(spec.name.normalized, []) if spec.matches(r)]
 
@@ -69,7 +69,7 @@ class Availability:
             self._dep[dep] = any(self._usable(r) for r in self.candidates(dep))
         return self._dep[dep]
 
-    def _usable(self, record) -> bool:
+    def _usable(self, record: PackageRecord) -> bool:
         key = id(record)
         if key not in self._record:
             self._record[key] = True
@@ -124,7 +124,8 @@ def origins(records: list[RepoDataRecord], specs: tuple[str, ...]) -> dict[str, 
     return origin
 
 
-def needs(records: list[RepoDataRecord], name: str, other, origin: dict[str, str], label: str) -> list[str]:
+def needs(records: list[RepoDataRecord], name: str, other: PackageRecord, origin: dict[str, str],
+          label: str) -> list[str]:
     """Lines "pkg 1.2 (label: via) needs name SPEC" for the records refusing `other` (the other side's choice)."""
     lines = []
     for record in records:
@@ -153,10 +154,11 @@ async def conflict(a: Side, b: Side, attempt: Attempt) -> list[str]:
             continue
         of_a, of_b = needs(solved_a, name, rb, origin_a, a.label), needs(solved_b, name, ra, origin_b, b.label)
         if of_a or of_b:
-            found.append((not (of_a and of_b), name, of_a + of_b, ra, rb))
+            found.append((not (of_a and of_b), name, of_a + of_b, rb))
     found.sort(key=lambda item: item[0])
-    confirmed, others = [], []
-    for _, name, lines, ra, rb in found[:MAX_CANDIDATES]:
+    confirmed: list[str] = []
+    others: list[str] = []
+    for _, name, lines, rb in found[:MAX_CANDIDATES]:
         # Real when a cannot take b's choice: a package that only moved along with the culprit can.
         moved = await attempt([*a.specs, f"{name} =={rb.version} {rb.build}"])
         (confirmed if isinstance(moved, str) else others).append("; ".join(lines))

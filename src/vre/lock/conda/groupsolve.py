@@ -15,7 +15,7 @@ from rattler import MatchSpec, RepoDataRecord
 from rattler.exceptions import SolverError
 
 from vre.lock.conda import CondaError, lockfile
-from vre.lock.conda.diagnose import Availability, Side, conflict, describe, fewest, first_lines, name_of
+from vre.lock.conda.diagnose import Attempt, Availability, Side, conflict, describe, fewest, first_lines, name_of
 from vre.lock.conda.group import Group
 from vre.lock.conda.solve import Solver
 from vre.lock.conda.units import Unit
@@ -167,7 +167,7 @@ async def _platform(group: Group, platform: str, ctx: Context, mixed_virtual: bo
 
 
 async def _against_pins(group: Group, free: list[Unit], platform: str, ctx: Context, pinned: list[RepoDataRecord],
-                        outcomes: dict[str, Outcome], attempt) -> None:
+                        outcomes: dict[str, Outcome], attempt: Attempt) -> None:
     """For a member that conflicts with the packages an earlier group locked: which of its own specs cannot be met
     on them, and which locked build each newest candidate refuses (the real conflict, before rattler's tree)."""
     fixed = " and ".join(u.name for u in group.fixed if platform in u.platforms)
@@ -220,7 +220,7 @@ async def _preferred(units: list[Unit], platform: str, ctx: Context, pinned: set
     return list((await ctx.solver.records(entries, platform)).values())
 
 
-async def _diagnose(units: list[Unit], platform: str, ctx: Context, attempt, virtual: dict[str, str]
+async def _diagnose(units: list[Unit], platform: str, ctx: Context, attempt: Attempt, virtual: dict[str, str]
                     ) -> dict[str, Outcome]:
     names = sorted({name_of(s) for s in _specs(units, platform) if not name_of(s).startswith("__")})
     available = Availability(await ctx.solver.reachable(names, platform), virtual, platform)
@@ -248,6 +248,7 @@ async def _diagnose(units: list[Unit], platform: str, ctx: Context, attempt, vir
         outcomes[unit.name] = Outcome(CONFLICT, message=await _explain(unit, kept, platform, attempt, trial))
     if kept:
         solution = await attempt(_specs(kept, platform))
+        assert not isinstance(solution, str)  # the same set solved just above
         for unit in kept:
             outcomes[unit.name].records = closure(solution, chain(unit, platform))
     return outcomes
@@ -262,7 +263,7 @@ def _advice_missing(unit: Unit, status: str) -> str:
             f"not exist upstream, build it (recipes/) or change {unit.spec_files()}.\n")
 
 
-async def _explain(unit: Unit, kept: list[Unit], platform: str, attempt, error: str) -> str:
+async def _explain(unit: Unit, kept: list[Unit], platform: str, attempt: Attempt, error: str) -> str:
     """A few lines: which sides conflict, on which packages, and what to do."""
     alone = await attempt(_specs([unit], platform))
     if isinstance(alone, str):
@@ -282,8 +283,8 @@ async def _explain(unit: Unit, kept: list[Unit], platform: str, attempt, error: 
     lines = await conflict(a, b, attempt) if a.specs else []
     if not a.specs:  # a root image: the fewest of its specs that have no solution together, and rattler on them
         subset = await fewest(list(b.specs), attempt)
-        error = await attempt(subset)
-        error = error if isinstance(error, str) else ""
+        failed = await attempt(subset)
+        error = failed if isinstance(failed, str) else ""
         return (f"{unit.name} ({platform}): its specs {', '.join(subset)} have no solution together:\n"
                 f"  rattler:\n{first_lines(error)}\nWhat to do:\n  - relax one of them in {unit.spec_files()}\n")
     head = f"{unit.name} ({platform}) cannot share one environment with {a.label}"

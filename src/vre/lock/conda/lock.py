@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conda_lock.lockfile.v2prelim.models import Lockfile
-from rattler import Gateway
+from rattler import Gateway, RepoDataRecord
 
 from vre.lock.conda import CondaError, lockfile, recipechannel, run
 from vre.lock.conda.channels import Network
@@ -143,10 +143,11 @@ def lock_targets(matrix: Matrix, targets: list[Target], *, check: bool, update: 
             outcomes = run(solve_group(group, platforms, context.solve))
             context.solve.diagnose = True
             solved.append(_Solved(group, states, platforms, outcomes, time.monotonic() - started))
-        _reconcile(solved, context)
-        # Written once every group is solved: a later group may have moved the shared images' packages.
-        for one in solved:
-            reports += _write_group(one, context)
+        if context is not None:
+            _reconcile(solved, context)
+            # Written once every group is solved: a later group may have moved the shared images' packages.
+            for one in solved:
+                reports += _write_group(one, context)
     return reports
 
 
@@ -159,17 +160,19 @@ class _Solved:
     seconds: float
 
 
-def _reconcile(solved: list[_Solved], run_: _Run | None) -> None:
+def _reconcile(solved: list[_Solved], run_: _Run) -> None:
     """Variant groups that share images: when a later one cannot use the shared packages the first chose, let it
     choose them and solve the first again on its choice (groupsolve.reconcile); explain what still fails."""
     first = next((s for s in solved if not s.group.fixed), None)
     for later in (s for s in solved if s.group.fixed):
         started = time.monotonic()
         for platform in later.platforms:
-            first_out = {name: per[platform] for name, per in first.outcomes.items() if platform in per} if (
-                first and later.group.fixed_from == first.group.name) else {}
             later_out = {name: per[platform] for name, per in later.outcomes.items() if platform in per}
-            if first_out and run(reconcile(first.group, later.group, platform, run_.solve, first_out, later_out)):
+            reconciled = False
+            if first is not None and later.group.fixed_from == first.group.name:
+                first_out = {name: per[platform] for name, per in first.outcomes.items() if platform in per}
+                reconciled = run(reconcile(first.group, later.group, platform, run_.solve, first_out, later_out))
+            if first is not None and reconciled:
                 for name, outcome in first_out.items():
                     first.outcomes[name][platform] = outcome
                 for name, outcome in later_out.items():
@@ -227,7 +230,8 @@ def _write_group(solved: _Solved, run_: _Run) -> list[CondaLockReport]:
     return reports
 
 
-def _write(unit: Unit, group: Group, locked: dict[str, list], solved: list[str], run_: _Run) -> list[str]:
+def _write(unit: Unit, group: Group, locked: dict[str, list[RepoDataRecord]], solved: list[str],
+           run_: _Run) -> list[str]:
     """Write the unit's lock: the platforms locked now, plus the previous lock's platforms this run left alone."""
     try:
         old = lockfile.read(unit.lock_path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from rattler import Channel
 
@@ -39,7 +40,7 @@ def built_names(channel: Path | None) -> set[str]:
     return names
 
 
-def _record(data: dict, variant: dict, subdir: str) -> tuple[str, dict]:
+def _record(data: dict[str, Any], variant: dict[str, Any], subdir: str) -> tuple[str, dict[str, Any]]:
     package, build = data["package"], data["build"]
     depends = [str(d) for d in (data.get("requirements") or {}).get("run") or []]
     if subdir != "noarch":
@@ -59,7 +60,7 @@ def rendered_channel(root: Path, dest: Path, built: Path | None) -> list[str]:
     names (none: no channel is written)."""
     skip = built_names(built)
     todo = [r for r in recipes.find(root) if r.name not in skip]
-    subdirs: dict[str, dict[str, dict]] = {p: {} for p in (*PLATFORMS, "noarch")}
+    subdirs: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in (*PLATFORMS, "noarch")}
     for recipe in todo:
         for platform in PLATFORMS:
             for variant in recipes.render(recipe, platform):

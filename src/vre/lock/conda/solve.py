@@ -31,7 +31,8 @@ class Solver:
         if not entries:
             return {}
         try:
-            found = await self.gateway.query(self.sources(), [Subdir(platform), Subdir("noarch")], list(entries), recursive=False)
+            found = await self.gateway.query(self.sources(), [Subdir(platform), Subdir("noarch")], list(entries),
+                                             recursive=False)
         except GatewayError as e:
             raise unreachable(e, self.channels, self.network) from None
         # By file name: a lock records our recipes' packages at their published URL, not the local channel's.
@@ -46,7 +47,8 @@ class Solver:
     async def reachable(self, names: list[str], platform: str) -> list[RepoDataRecord]:
         """Every record of these names and of everything they may depend on (for explaining a failed solve)."""
         try:
-            found = await self.gateway.query(self.sources(), [Subdir(platform), Subdir("noarch")], names, recursive=True)
+            found = await self.gateway.query(self.sources(), [Subdir(platform), Subdir("noarch")], names,
+                                             recursive=True)
         except GatewayError as e:
             raise unreachable(e, self.channels, self.network) from None
         return [r for per_channel in found for r in per_channel]

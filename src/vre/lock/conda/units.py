@@ -1,9 +1,9 @@
 """What `vre lock` locks for a conda target, and the inputs each lock is made from.
 
 A target's main unit is the notebook environment: the specs of all the target's layers (its parent target's unit
-adds the parents'), written next to the target's own (last) layer spec; it is solved with its solve group (group.py). Each `envs/<name>/environment.yml` in a
-layer's folder is a separate environment (e.g. TensorFlow, which cannot share abseil/protobuf with PyTorch or QGIS):
-solved on its own, installed in /srv/conda/envs/<name>.
+adds the parents'), written next to the target's own (last) layer spec; it is solved with its solve group
+(group.py). Each `envs/<name>/environment.yml` in a layer's folder is a separate environment (e.g. TensorFlow,
+which cannot share abseil/protobuf with PyTorch or QGIS): solved on its own, installed in /srv/conda/envs/<name>.
 """
 
 from __future__ import annotations
