@@ -4,7 +4,7 @@
 The snapshot holds only the builds some public lock chose, so where a solve fails for want of a record the images
 must be reported as missing data, never as a conflict, and every image whose packages are there must lock. Our
 recipes (otb, pyotb, eodag-labextension, vre-config, vre-compat) are not built here: they take part through their
-rendered metadata (vre.conda.recipechannel), and the locks name them as not yet built.
+rendered metadata (vre.lock.conda.recipechannel), and the locks name them as not yet built.
 
 linux-64 by default (the richest platform, ~10 s a run); VRE_TEST_SNAPSHOT_ALL=1 adds the three others. Locks are
 written into a copy of the repository, never into the repository: a lock solved against the snapshot picks old

@@ -1,8 +1,8 @@
 """`vre lock` for conda targets: check each lock against its inputs, and (re)solve the solve groups asked for.
 
 A lock is fresh when it was made from the same specs, virtual packages, channels and parent lock as today, and its
-solve group's images have not changed since (vre.conda.group): the parent's packages enter through their digest, the
-group's inputs through the group's, so changing any image of a group makes every lock of the group stale.
+solve group's images have not changed since (vre.lock.conda.group): the parent's packages enter through their
+digest, the group's inputs through the group's, so changing any image of a group makes every lock of the group stale.
 """
 
 from __future__ import annotations
