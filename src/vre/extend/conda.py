@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from vre.lock.conda import CondaError, lockfile
-from vre.lock.conda.lock import LockOptions, relock, status
+from vre.lock.conda.layered import relock
+from vre.lock.conda.lock import LockOptions, status
 from vre.lock.conda.spec import load_env, load_virtual_packages
 from vre.lock.conda.units import VIRTUAL_PACKAGES, Unit
 from vre.extend import ExtendError
