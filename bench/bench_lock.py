@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = ROOT.parent / "shared" / "conda-forge-snapshot"
 # What the snapshot lacks for our specs on linux-64 (eodag >= 4.8 for eodag-labextension, ray-default, a torchvision
 # CPU build for the PyTorch on QGIS's protobuf set): dropped for a second run, so the whole group is solved.
-SNAPSHOT_LACKS = {"base-geo": ["eodag-labextension", "trame", "laspy", "lazrs-python"], "deep-learning-cpu": ["ray-default", "torchvision"],
+SNAPSHOT_LACKS = {"base-geo": ["eodag-labextension", "trame", "laspy", "lazrs-python"],
+                  "deep-learning-cpu": ["ray-default", "torchvision"],
                   "deep-learning-gpu": ["ray-default", "torchvision"]}
 VERSIONS_PER_NAME = 4
 DEPS_PER_PACKAGE = 3
