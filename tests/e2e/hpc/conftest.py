@@ -20,7 +20,6 @@ from tests.testkit import ROOT
 from vre import engine
 from vre.build import DEFAULT_CA
 from vre.publish import export
-from vre.verify.browser import runner
 
 DEPLOY = ROOT / "deploy" / "slurm"
 SITE_IMAGE = "eo-vre-test/hpc-site:slurm"
@@ -147,16 +146,6 @@ def site_export(site_image, shared_dir) -> export.Exported:
     result = export.export(site_image, "charliecloud", shared_dir / "hpc-site")
     record_export("charliecloud (site image)", result)
     return result
-
-
-@pytest.fixture(scope="session")
-def proxy_command() -> str:
-    hub_dir = HERE.parent / "hub"
-    try:
-        runner.npm_ci(hub_dir, "configurable-http-proxy")
-    except runner.BrowserSetupError as err:
-        pytest.fail(str(err))
-    return str(hub_dir / "node_modules" / ".bin" / "configurable-http-proxy")
 
 
 @pytest.fixture(scope="session")

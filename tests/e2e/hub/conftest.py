@@ -10,9 +10,7 @@ import pytest
 from tests.e2e.hub.hubclient import IMAGES, TEAMS, running_hub
 from tests.testkit import ROOT, build_or_fail
 
-from vre.verify.browser import runner
 
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="session")
@@ -20,15 +18,6 @@ def hub_images(docker_engine, real_matrix) -> dict[str, str]:
     """alias -> local image ref, built through the factory (from BuildKit's cache when nothing changed)."""
     refs = build_or_fail(real_matrix, list(IMAGES.values()), ROOT / ".vre")
     return {alias: refs[key] for alias, key in IMAGES.items()}
-
-
-@pytest.fixture(scope="session")
-def proxy_command() -> str:
-    try:
-        runner.npm_ci(HERE, "configurable-http-proxy")
-    except runner.BrowserSetupError as err:
-        pytest.fail(str(err))
-    return str(HERE / "node_modules" / ".bin" / "configurable-http-proxy")
 
 
 @pytest.fixture(scope="session")
