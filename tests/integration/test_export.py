@@ -61,5 +61,5 @@ def test_failed_export_leaves_nothing(base_geo, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     out_dir = tmp_path / "out"
     result = CliRunner().invoke(app, ["export", base_geo, "--to", "charliecloud", "-o", str(out_dir / "img")])
-    assert result.exit_code == 2 and "tar: No space left on device" in result.output, result.output
+    assert result.exit_code == 1 and "tar: No space left on device" in result.output, result.output  # work failed
     assert list(out_dir.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 
@@ -129,5 +130,6 @@ def test_the_build_output_names_each_step_once(docker_engine, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     steps = [line.split(" test-output/debian ", 1)[1] for line in proc.stdout.splitlines()
              if " test-output/debian [" in line]
-    assert any(step.startswith("[content 5/5]") for step in steps) and any("COPY release/" in s for s in steps), steps
+    last_content = [s for s in steps if re.match(r"\[content (\d+)/\1\]", s)]  # the content stage's last step
+    assert last_content and any("COPY release/" in s for s in steps), steps
     assert len(steps) == len(set(steps)), "\n".join(steps)
