@@ -83,8 +83,14 @@ step "npm ci --omit=dev in $prefix (code-server's postinstall compiles the nativ
     || { tail -n 80 "$work/npm.log" >&2; exit 1; }
 tail -n 5 "$work/npm.log"
 
-# Objects and dependency files of the native builds are not needed at run time.
+# Objects and dependency files of the native builds are not needed at run time, nor Node's C headers (node-gyp's,
+# 67 MB), nor the ripgrep binaries that @vscode/ripgrep-universal ships for ten other platforms (50 MB).
 find "$dest/node_modules" -type d \( -name obj.target -o -name .deps \) -path '*/build/*' -prune -exec rm -rf {} +
+rm -rf "${dest:?}/node_modules/$node_pkg/include"
+rg_bin=$dest/node_modules/code-server/lib/vscode/node_modules/@vscode/ripgrep-universal/bin
+if [ -d "$rg_bin/${node_pkg#node-}" ]; then
+    find "$rg_bin" -mindepth 1 -maxdepth 1 ! -name "${node_pkg#node-}" -exec rm -rf {} +
+fi
 
 arch_node=$prefix/node_modules/$node_pkg/bin/node
 [ -x "$out$arch_node" ] || { echo "ide/build.sh: $arch_node missing after npm ci" >&2; exit 1; }

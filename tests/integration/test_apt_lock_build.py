@@ -46,4 +46,6 @@ def test_the_image_holds_exactly_the_debian_packages_of_its_locks(base_geo, real
                          "--print-architecture").stdout.decode().strip()
     locks = [ROOT / "images" / "foundation" / "apt.lock", ROOT / "environments" / "debian" / "base-geo" / "apt.lock"]
     locked = {p.name: p.version for lock in locks for p in lock_apt.read(lock)[1] if p.arch == arch}
+    locked |= {lock_apt.STAND_IN + p.name: p.version
+               for lock in locks for p in lock_apt.omitted(lock) if p.arch == arch}
     assert manifest["apt"] == locked

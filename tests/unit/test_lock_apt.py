@@ -162,6 +162,31 @@ def test_relock_keeps_versions_and_update_moves_only_the_package_named(project, 
     assert pins(lock)[("arm64", "vre-tool")] == "1.1"
 
 
+def test_an_omitted_dependency_is_locked_as_a_stand_in_and_a_child_may_install_the_real_one(project, repo):
+    repo.add("vre-compiler", "3.0")
+    repo.add("vre-sci", "1.0", depends="vre-compiler, vre-lib")
+    geo_dir, child_dir = (project / "environments" / "debian" / name for name in ("geo", "child"))
+    (geo_dir / "apt.txt").write_text("vre-sci\n!vre-compiler  # a build tool vre-sci declares\n")
+    (child_dir / "apt.txt").write_text("vre-compiler\n")
+    m = load(project)
+    reports = lock_all(m)
+    assert pins(geo_dir / "apt.lock") == {(a, "vre-sci"): "1.0" for a in ARCHS}
+    assert [(p.arch, p.name, p.version) for p in lock_apt.omitted(geo_dir / "apt.lock")] == [
+        ("amd64", "vre-compiler", "3.0"), ("arm64", "vre-compiler", "3.0")]
+    assert "+ omitted vre-compiler 3.0 (amd64)" in next(r for r in reports if r.target == "geo").changes
+    assert pins(child_dir / "apt.lock") == {(a, "vre-compiler"): "3.0" for a in ARCHS}
+    # the release side counts the stand-in as the image's package, as dpkg in the image will
+    assert ("vre-omitted-vre-compiler", "3.0") in [(p.name, p.version) for p in layer_locks(geo_dir, "geo")["apt"]]
+    # a relock keeps the stand-in's version; omitting a package the sources lack is an error naming the file
+    repo.add("vre-compiler", "3.1")
+    (geo_dir / "apt.txt").write_text("vre-sci\n!vre-compiler\n# edited\n!vre-nowhere\n")
+    with pytest.raises(LockError, match=r"environments/debian/geo/apt.txt \(amd64\).*vre-nowhere"):
+        lock_apt.lock(m, m.targets["geo/debian"], check=False, update=[])
+    (geo_dir / "apt.txt").write_text("vre-sci\n!vre-compiler\nvre-extra\n")
+    lock_apt.lock(m, m.targets["geo/debian"], check=False, update=[])
+    assert {p.version for p in lock_apt.omitted(geo_dir / "apt.lock")} == {"3.0"}
+
+
 def test_a_locked_version_gone_from_the_mirror_fails_the_relock_with_the_remedy(project, repo):
     m = load(project)
     lock_all(m)

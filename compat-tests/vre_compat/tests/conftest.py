@@ -27,6 +27,7 @@ CAPABILITIES = {
     "dask": "Dask, distributed and dask-labextension",
     "voila": "Voila dashboards",
     "user": "hub contract: user, HOME, start, /opt/vre",
+    "lean": "what images leave out: documentation, packages' test suites, dependencies omitted by apt.txt (`!name`)",
     "qgis": "QGIS: application, Python bindings, qgis_process, Processing providers",
     "vnc": "the VNC desktop: TigerVNC on a unix socket, noVNC through Jupyter, XFCE session, launchers",
     "vscode": "code-server (VS Code in the browser) behind jupyter-vscode-proxy",

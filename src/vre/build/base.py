@@ -11,13 +11,20 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from vre import engine
 from vre.matrix import Bootstrap, Matrix
 
 
-def bootstrap_key(boot: Bootstrap) -> str:
-    return hashlib.sha256(boot.model_dump_json().encode()).hexdigest()[:12]
+def dpkg_excludes(matrix: Matrix) -> Path:
+    """dpkg's path filters for every image (no documentation): the bootstrap applies them from its first package."""
+    return matrix.root / "images" / "foundation" / "dpkg-excludes"
+
+
+def bootstrap_key(boot: Bootstrap, excludes: Path) -> str:
+    inputs = boot.model_dump_json() + (excludes.read_text() if excludes.is_file() else "")
+    return hashlib.sha256(inputs.encode()).hexdigest()[:12]
 
 
 def base_ref(matrix: Matrix, flavor: str) -> str:
@@ -25,7 +32,7 @@ def base_ref(matrix: Matrix, flavor: str) -> str:
     if base.reference:
         return base.reference
     assert base.bootstrap is not None  # the matrix gives exactly one of reference and bootstrap
-    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap)}"
+    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap, dpkg_excludes(matrix))}"
 
 
 def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda _: None) -> str:
@@ -47,6 +54,8 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
     cmd = ["mmdebstrap", f"--variant={boot.variant}", "--quiet"]
     if boot.include:
         cmd.append("--include=" + ",".join(boot.include))
+    if dpkg_excludes(matrix).is_file():
+        cmd.append(f"--dpkgopt={dpkg_excludes(matrix)}")  # a file: mmdebstrap copies its lines into dpkg.cfg.d
     cmd += [boot.suite, "-", boot.mirror]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(boot.source_date_epoch)}
     rootfs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

@@ -9,6 +9,12 @@ archive's Packages index (python-debian parses `apt-cache show`).
 
 Lock format: a first line `# vre-input-hash: <sha256>` over every input, then one line per package and platform:
 `<debian-arch> <name> <version> <sha256>`.
+
+A `!name` line in apt.txt omits a package that a dependency declares but the image does not need at run time (Debian's
+python3-scipy depends on the pythran compiler, which pulls gcc, g++ and the Boost headers): apt resolves as if an
+empty stand-in providing it were installed, the lock records it as `# omitted <arch> <name> <version>`, and the
+installer puts that stand-in (`vre-omitted-<name>`, Provides: `<name> (= <version>)`) in its place. A child layer that
+names the package in its own apt.txt installs the real one.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +42,8 @@ ARCHS = tuple(sorted(DEB_ARCH.values()))
 ALWAYS = ("apt",)  # mmdebstrap's minbase: Essential and Priority: required packages, plus apt
 LINE = re.compile(r"^(?P<arch>[a-z0-9]+) (?P<name>[a-z0-9][a-z0-9+.-]*) (?P<version>\S+) (?P<sha256>[0-9a-f]{64})$")
 UNAVAILABLE = re.compile(r"^# unavailable (?P<arch>[a-z0-9]+): (?P<why>.*)$", re.M)
+OMITTED = re.compile(r"^# omitted (?P<arch>[a-z0-9]+) (?P<name>[a-z0-9][a-z0-9+.-]*) (?P<version>\S+)$", re.M)
+STAND_IN = "vre-omitted-"  # the stand-in package's name prefix (images/foundation/vre-install makes them)
 # `apt-get --print-uris` names each deb file NAME_VERSION_ARCH.deb, with the epoch's colon escaped.
 DEB_FILE = re.compile(r"^'[^']+' (?P<name>[^_]+)_(?P<version>[^_]+)_(?P<arch>[a-z0-9]+)\.deb ")
 
@@ -85,9 +94,24 @@ def parse(text: str, where: str) -> tuple[str | None, list[Pin]]:
     return (recorded["hash"] if recorded else None), pins
 
 
+def _entries(spec: Path) -> list[str]:
+    return [word for line in spec.read_text().splitlines() for word in line.split("#", 1)[0].split()]
+
+
 def wanted(spec: Path) -> list[str]:
     """The package names of an apt.txt (comments and blank lines ignored; `name/suite` kept for apt)."""
-    return [word for line in spec.read_text().splitlines() for word in line.split("#", 1)[0].split()]
+    return [word for word in _entries(spec) if not word.startswith("!")]
+
+
+def omitted_names(spec: Path) -> list[str]:
+    """The packages an apt.txt omits (`!name`): dependencies the image does without."""
+    return [word[1:] for word in _entries(spec) if word.startswith("!")]
+
+
+def omitted(path: Path) -> list[Pin]:
+    """The stand-ins a lock records (`# omitted <arch> <name> <version>`), as pins without a sha256."""
+    text = path.read_text() if path.is_file() else ""
+    return [Pin(sha256="", **m.groupdict()) for m in OMITTED.finditer(text)]
 
 
 def _source_lines(path: Path) -> list[str]:
@@ -139,7 +163,7 @@ def _layer_unit(matrix: Matrix, layer: Layer, chain: list[AptUnit]) -> AptUnit |
 
 
 def input_hash(unit: AptUnit, archs: tuple[str, ...]) -> str:
-    parts = [" ".join(sorted(archs)), "\n".join(unit.sources), " ".join(wanted(unit.spec)), str(unit.bootstrap)]
+    parts = [" ".join(sorted(archs)), "\n".join(unit.sources), " ".join(_entries(unit.spec)), str(unit.bootstrap)]
     parts += [below.lock_path.read_text() if below.lock_path.is_file() else f"{below.name}: no lock"
               for below in unit.below]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
@@ -195,14 +219,26 @@ class AptRoot:
             seen.setdefault((stanza["Package"], stanza["Version"]), stanza)
         return list(seen.values())
 
-    def mark_installed(self, pins: list[Pin]) -> None:
-        """Write the packages below into the private dpkg status: apt then treats them as installed, fixed."""
+    def mark_installed(self, pins: list[Pin], stand_ins: Sequence[Pin] = ()) -> None:
+        """Write the packages below into the private dpkg status: apt then treats them as installed, fixed; and the
+        omitted packages' stand-ins, which satisfy what depends on them."""
         stanzas = self.show([f"{p.name}={p.version}" for p in pins])
+        stanzas += [Deb822({"Package": STAND_IN + p.name, "Version": p.version, "Architecture": "all",
+                            "Provides": f"{p.name} (= {p.version})", "Maintainer": "eo-vre", "Description": "omitted"})
+                    for p in stand_ins]
         with (self.workdir / "status").open("w") as out:
             for stanza in stanzas:
                 stanza["Status"] = "install ok installed"
                 out.write(stanza.dump() + "\n")
         self.installed = pins
+
+    def candidate(self, name: str) -> str:
+        """The version apt would install of `name`; LockError when the sources have none."""
+        try:
+            shown = self._run("apt-cache", "show", "--no-all-versions", name)
+            return str(next(Deb822.iter_paragraphs(shown))["Version"])
+        except (LockError, StopIteration):
+            raise LockError(f"!{name}: the apt sources have no package {name} to omit") from None
 
     def base_set(self) -> list[str]:
         """What mmdebstrap's minbase installs: Essential and Priority: required packages, and apt."""
@@ -227,22 +263,26 @@ class AptRoot:
                 for s in self.show(specs)]
 
 
-def solve(unit: AptUnit, arch: str, workdir: Path, keep: dict[str, str]) -> list[Pin]:
-    """Resolve one unit for one architecture, its units below fixed as installed. `keep` (name: version, from the
-    previous lock) is preferred: a package keeps its version unless it must move, so a relock moves only what it
-    must and `--update NAME` only NAME (and what NAME drags along)."""
+def solve(unit: AptUnit, arch: str, workdir: Path, keep: dict[str, str]) -> tuple[list[Pin], list[Pin]]:
+    """Resolve one unit for one architecture, its units below fixed as installed: (its packages, the stand-ins of the
+    packages it omits). `keep` (name: version, from the previous lock) is preferred: a package keeps its version
+    unless it must move, so a relock moves only what it must and `--update NAME` only NAME (and what NAME drags
+    along)."""
     root = AptRoot(workdir=workdir / arch, arch=arch, sources=unit.sources)
     root.update()
     below = [p for u in unit.below for p in read(u.lock_path)[1] if p.arch == arch] if unit.below else []
     missing = [u.name for u in unit.below if not u.lock_path.is_file()]
     if missing:
         raise LockError(f"{unit.shown}: lock {', '.join(missing)} first (the layers below)")
-    root.mark_installed(below)
+    stand_ins = [p for u in unit.below for p in omitted(u.lock_path) if p.arch == arch]
     names = wanted(unit.spec) + ([*root.base_set(), *unit.bootstrap] if unit.bootstrap is not None else [])
     try:
+        own = [Pin(arch=arch, name=name, version=keep.get(STAND_IN + name) or root.candidate(name), sha256="")
+               for name in omitted_names(unit.spec)]
+        root.mark_installed(below, stand_ins + own)
         newest = root.resolve(names)
         kept = [f"{p.name}={keep[p.name]}" for p in newest if keep.get(p.name, p.version) != p.version]
-        return root.resolve(names + kept) if kept else newest
+        return (root.resolve(names + kept) if kept else newest), own
     except LockError as e:
         raise LockError(f"{unit.shown} ({arch}): {e}\nRelax apt.txt, update the layer below first, or release a "
                         "package whose locked version the mirror no longer has with `vre lock --update NAME`."
@@ -267,8 +307,12 @@ def lock_unit(unit: AptUnit, arch_list: tuple[str, ...], workdir: Path, *, check
     report = LockReport(target=unit.name, layer=f"{unit.name} (apt)", status=state)
     if check or (state == "fresh" and not touched and not update_all):
         return report
+    previous_omitted = omitted(unit.lock_path)
     kept = [] if update_all else [p for p in previous if p.name not in update]
+    kept += [] if update_all else [Pin(p.arch, STAND_IN + p.name, p.version, "") for p in previous_omitted
+                                   if p.name not in update]
     pins: list[Pin] = []
+    stand_ins: list[Pin] = []
     missing: dict[str, str] = {}
     for arch in arch_list:
         below = next((f"{u.name} is unavailable for {arch}" for u in unit.below if arch in unavailable(u.lock_path)),
@@ -276,7 +320,9 @@ def lock_unit(unit: AptUnit, arch_list: tuple[str, ...], workdir: Path, *, check
         try:
             if below:
                 raise LockError(below)
-            pins += solve(unit, arch, workdir, {p.name: p.version for p in kept if p.arch == arch})
+            found, own = solve(unit, arch, workdir, {p.name: p.version for p in kept if p.arch == arch})
+            pins += found
+            stand_ins += own
         except LockError as e:
             missing[arch] = " ".join(str(e).split())
     if len(missing) == len(arch_list):
@@ -285,9 +331,11 @@ def lock_unit(unit: AptUnit, arch_list: tuple[str, ...], workdir: Path, *, check
               f"# Debian packages of {unit.name} ({', '.join(arch_list)}), made by `vre lock` from {SPEC}: "
               "<arch> <name> <version> <sha256>\n")
     header += "".join(f"# unavailable {arch}: {why}\n" for arch, why in missing.items())
+    header += "".join(f"# omitted {p.arch} {p.name} {p.version}\n" for p in sorted(stand_ins))
     unit.lock_path.write_text(header + "".join(p.line() + "\n" for p in sorted(pins)))
     report.status = "locked"
     report.changes = [f"! {arch} unavailable: {why[:160]}" for arch, why in missing.items()] + changes(previous, pins)
+    report.changes += [f"{line[0]} omitted{line[1:]}" for line in changes(previous_omitted, stand_ins)]
     return report
 
 

@@ -106,7 +106,9 @@ def apt_lock(path: Path, platform: str, layer: str = "") -> list[Package]:
     """The packages of an apt.lock that `platform` (a conda subdir: linux-64, linux-aarch64) installs."""
     arch = {"linux-64": "amd64", "linux-aarch64": "arm64"}.get(platform, platform)
     return [Package(name=pin.name, version=pin.version, layer=layer, hashes=(("SHA-256", pin.sha256),))
-            for pin in lock_apt.read(path)[1] if pin.arch == arch]
+            for pin in lock_apt.read(path)[1] if pin.arch == arch] + [
+        Package(name=lock_apt.STAND_IN + pin.name, version=pin.version, layer=layer)
+        for pin in lock_apt.omitted(path) if pin.arch == arch]
 
 
 def layer_locks(folder: Path, layer: str, platform: str = "linux-64") -> dict[str, list[Package]]:

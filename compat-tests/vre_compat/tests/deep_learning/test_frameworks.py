@@ -55,6 +55,18 @@ def test_torch_trains():
     assert losses[-1] < losses[0] / 10, f"loss {losses[0]} -> {losses[-1]}"
 
 
+@pytest.mark.torch
+def test_torch_compile_builds_its_kernels(tmp_path, monkeypatch):
+    """TorchInductor writes C++ and compiles it with the image's g++ against Python's headers (the layer's apt.txt)."""
+    import torch
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # a fresh cache: the compiler really runs
+    compiled = torch.compile(lambda x: torch.sin(x * 2) + 1)
+    x = torch.linspace(0, 1, 64)
+    assert torch.allclose(compiled(x), torch.sin(x * 2) + 1)
+    assert any(tmp_path.rglob("*.so")), "torch.compile produced no compiled kernel"
+
+
 @pytest.mark.tensorflow
 def test_tensorflow_kernel_registered():
     python = stack.kernel_python(stack.TF_KERNEL)
