@@ -1,5 +1,5 @@
 """Large rasters on a tiled map and terrain or point clouds in 3D, from a notebook, with nothing fetched from the
-internet (installed into the image by base-geo's postBuild; see the README's "Seeing large results").
+internet (installed into the image by base-geo's postBuild; see the README's "A scientist's day in the browser").
 
     import vre_viz
     vre_viz.write_cog("scene.tif", "scene_cog.tif")          # tiled, compressed, with overviews: fast tiles
@@ -10,11 +10,13 @@ internet (installed into the image by base-geo's postBuild; see the README's "Se
 Tiles come from localtileserver (a tile server in the kernel) through jupyter-server-proxy, so they follow the
 Jupyter server's authentication and the hub's prefix (set by base-geo's start hook). The maps have no basemap unless
 the platform names one in VRE_BASEMAP_URL (a {z}/{x}/{y} template): ipyleaflet's default, OpenStreetMap, would be a
-request leaving the machine. 3D views render offscreen on the server (VTK with EGL) and stream images to the page.
+request leaving the machine. 3D views (the desktop and vre images: base-geo has no 3D stack) render offscreen on the
+server (VTK with EGL, set by the desktop layer's start hook) and stream images to the page.
 """
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -42,6 +44,38 @@ def basemap_layers() -> tuple:
                       base=True),)
 
 
+_statistics: dict = {}
+_statistics_locks: dict = {}
+_statistics_lock = threading.Lock()
+
+
+def cache_tile_statistics() -> None:
+    """localtileserver (1.0) computes a raster's statistics again for every tile it renders of a non-byte raster,
+    even when vmin and vmax are given: percentiles over a 1024-pixel preview of the whole raster, 0.8 s of CPU for 3
+    bands, while reading and encoding the tile take 50 ms. Its tile server makes a rio-tiler Reader per request;
+    this gives them one cache of statistics per file (its size and time: a rewritten file is read again) and
+    arguments, computed once even when a map asks for many tiles at once. Called by tile_map."""
+    from localtileserver.tiler import handler
+
+    if getattr(handler.Reader, "vre_cached_statistics", False):
+        return
+
+    class Reader(handler.Reader):
+        vre_cached_statistics = True
+
+        def statistics(self, *args, **kwargs):
+            stat = os.stat(self.input) if os.path.exists(str(self.input)) else None
+            key = (str(self.input), stat and (stat.st_size, stat.st_mtime_ns), repr(args), repr(sorted(kwargs.items())))
+            with _statistics_lock:
+                lock = _statistics_locks.setdefault(key, threading.Lock())
+            with lock:  # the first request computes them, the others wait for it
+                if key not in _statistics:
+                    _statistics[key] = super().statistics(*args, **kwargs)
+                return _statistics[key]
+
+    handler.Reader = Reader
+
+
 def tile_map(source, *, zoom_offset: int = 0, **style):
     """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles; `style` goes to
     localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
@@ -49,6 +83,7 @@ def tile_map(source, *, zoom_offset: int = 0, **style):
     from ipyleaflet import Map
     from localtileserver import TileClient, get_leaflet_tile_layer
 
+    cache_tile_statistics()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
     m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=client.default_zoom + zoom_offset,
@@ -76,6 +111,21 @@ def _read_band(path, band: int = 1, max_size: int | None = None):
     return data, (x0, dx * cols / out_cols, 0.0, y0, 0.0, dy * rows / out_rows)
 
 
+# The 3D stack (pyvista, VTK, trame, laspy, Mesa's EGL) is in the desktop layer, the visualisation layer, not in base-geo.
+IMAGES_WITH_3D = "desktop and vre"
+
+
+def _import_3d(*names: str) -> list:
+    """The 3D modules, or an error that says which images have them (base-geo has the 2D maps only)."""
+    import importlib
+
+    try:
+        return [importlib.import_module(name) for name in names]
+    except ImportError as err:
+        raise ImportError(f"vre_viz's 3D views need {err.name}, which this image does not have: 3D is in the "
+                          f"{IMAGES_WITH_3D} images (eo-vre's desktop layer), base-geo has the 2D maps only") from None
+
+
 def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048, drape_bands=(1, 2, 3),
             plotter=None, window_size=(1024, 768), off_screen: bool = False):
     """A pyvista plotter showing a DEM as a surface, coloured by elevation or draped with an image (`drape`: a
@@ -83,8 +133,8 @@ def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048,
     to `max_size` pixels a side. `.show()` in a notebook streams the server's rendering; `off_screen=True` for
     `.screenshot()` outside one."""
     import numpy as np
-    import pyvista as pv
 
+    (pv,) = _import_3d("pyvista")
     z, (x0, dx, _, y0, _, dy) = _read_band(dem, max_size=max_size)
     rows, cols = z.shape
     xs = x0 + dx * (np.arange(cols) + 0.5)
@@ -125,10 +175,9 @@ def point_cloud(path, *, max_points: int = 5_000_000, plotter=None, window_size=
                 off_screen: bool = False):
     """A pyvista plotter showing a LAS/LAZ point cloud coloured by its RGB when it has them, else by elevation;
     clouds larger than `max_points` are thinned evenly."""
-    import laspy
     import numpy as np
-    import pyvista as pv
 
+    laspy, pv = _import_3d("laspy", "pyvista")
     las = laspy.read(str(path))
     step = max(1, -(-len(las.points) // max_points))
     xyz = np.column_stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)])[::step]
