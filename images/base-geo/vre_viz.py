@@ -49,19 +49,29 @@ _statistics_locks: dict = {}
 _statistics_lock = threading.Lock()
 
 
-def cache_tile_statistics() -> None:
-    """localtileserver (1.0) computes a raster's statistics again for every tile it renders of a non-byte raster,
-    even when vmin and vmax are given: percentiles over a 1024-pixel preview of the whole raster, 0.8 s of CPU for 3
-    bands, while reading and encoding the tile take 50 ms. Its tile server makes a rio-tiler Reader per request;
-    this gives them one cache of statistics per file (its size and time: a rewritten file is read again) and
-    arguments, computed once even when a map asks for many tiles at once. Called by tile_map."""
+def tune_tile_server() -> None:
+    """Two costs of localtileserver's (1.0) tiles removed; its tile server makes a rio-tiler Reader per request, and
+    this gives them a subclass (called by tile_map):
+    - it computes a raster's statistics again for every tile of a non-byte raster, even when vmin and vmax are given:
+      percentiles over a 1024-pixel preview of the whole raster, 0.8 s of CPU for 3 bands. They are cached per file
+      (its size and time: a rewritten file is read again) and arguments, computed once when a map asks for many
+      tiles at once;
+    - its PNG tiles are compressed at zlib's level 6: 87 ms for a 256 x 256 tile of a noisy 3-band raster. Level 1
+      takes 7 ms for 18 % more bytes (lossless either way)."""
     from localtileserver.tiler import handler
+    from rio_tiler.models import ImageData
 
-    if getattr(handler.Reader, "vre_cached_statistics", False):
+    if getattr(handler.Reader, "vre_tuned", False):
         return
 
+    class FastPNG(ImageData):
+        def render(self, *args, **kwargs):
+            if str(kwargs.get("img_format", "PNG")).upper() == "PNG":
+                kwargs.setdefault("zlevel", 1)
+            return super().render(*args, **kwargs)
+
     class Reader(handler.Reader):
-        vre_cached_statistics = True
+        vre_tuned = True
 
         def statistics(self, *args, **kwargs):
             stat = os.stat(self.input) if os.path.exists(str(self.input)) else None
@@ -73,20 +83,39 @@ def cache_tile_statistics() -> None:
                     _statistics[key] = super().statistics(*args, **kwargs)
                 return _statistics[key]
 
+        def tile(self, *args, **kwargs):
+            image = super().tile(*args, **kwargs)
+            image.__class__ = FastPNG  # the same data and fields; only render's default differs
+            return image
+
     handler.Reader = Reader
 
 
+def fit_zoom(bounds, width: int = 800, height: int = 400) -> int:
+    """The largest web-map zoom level at which `bounds` (south, north, west, east in degrees) fit in a map of
+    width x height pixels (ipyleaflet's default height is 400 px)."""
+    import math
+
+    def mercator(lat: float) -> float:
+        return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    south, north, west, east = bounds
+    zoom_x = math.log2(width * 360 / (256 * max(east - west, 1e-9)))
+    zoom_y = math.log2(height * 2 * math.pi / (256 * max(mercator(north) - mercator(south), 1e-12)))
+    return max(0, min(22, math.floor(min(zoom_x, zoom_y))))
+
+
 def tile_map(source, *, zoom_offset: int = 0, **style):
-    """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles; `style` goes to
-    localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
+    """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles, the raster filling the
+    map; `style` goes to localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
     Returns (map, client): keep the client alive as long as the map is shown."""
     from ipyleaflet import Map
     from localtileserver import TileClient, get_leaflet_tile_layer
 
-    cache_tile_statistics()
+    tune_tile_server()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
-    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=client.default_zoom + zoom_offset,
+    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(client.bounds()) + zoom_offset,
             scroll_wheel_zoom=True)
     return m, client
 
@@ -111,7 +140,7 @@ def _read_band(path, band: int = 1, max_size: int | None = None):
     return data, (x0, dx * cols / out_cols, 0.0, y0, 0.0, dy * rows / out_rows)
 
 
-# The 3D stack (pyvista, VTK, trame, laspy, Mesa's EGL) is in the desktop layer, the visualisation layer, not in base-geo.
+# The 3D stack (pyvista, VTK, trame, laspy, Mesa's EGL) is in the desktop layer (visualisation), not in base-geo.
 IMAGES_WITH_3D = "desktop and vre"
 
 
@@ -137,11 +166,18 @@ def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048,
     (pv,) = _import_3d("pyvista")
     z, (x0, dx, _, y0, _, dy) = _read_band(dem, max_size=max_size)
     rows, cols = z.shape
-    xs = x0 + dx * (np.arange(cols) + 0.5)
-    ys = y0 + dy * (np.arange(rows) + 0.5)
-    x, y = np.meshgrid(xs, ys)
-    surface = pv.StructuredGrid(x, y, np.nan_to_num(z, nan=float(np.nanmin(z))) * exaggeration)
-    surface["elevation"] = z.ravel(order="F")
+    # Points in float32, filled in place (x fastest, as VTK orders a structured grid): a 4096 x 4096 DEM is 200 MB of
+    # points, where float64 meshgrids took 1.9 GB before the first frame and rendering went past a 3 GB server.
+    points = np.empty((rows * cols, 3), dtype="float32")
+    points[:, 0] = np.tile((x0 + dx * (np.arange(cols) + 0.5)).astype("float32"), rows)
+    points[:, 1] = np.repeat((y0 + dy * (np.arange(rows) + 0.5)).astype("float32"), cols)
+    points[:, 2] = np.nan_to_num(z, nan=float(np.nanmin(z))).ravel()
+    points[:, 2] *= exaggeration
+    surface = pv.StructuredGrid()
+    surface.points = points
+    surface.dimensions = (cols, rows, 1)
+    surface["elevation"] = z.ravel()
+    del z, points
     p = plotter or pv.Plotter(window_size=list(window_size), off_screen=off_screen)
     if drape is None:
         p.add_mesh(surface, scalars="elevation", cmap="terrain", nan_opacity=0.0)
@@ -152,23 +188,33 @@ def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048,
 
 
 def _texture(image, surface, bands, max_size: int):
-    """`image` as a pyvista texture mapped on `surface` by map coordinates (both rasters north-up)."""
+    """`image` as a pyvista texture mapped on `surface` by map coordinates (both rasters north-up), stretched
+    between the 2nd and 98th percentiles of a sample of its pixels."""
     import numpy as np
     import pyvista as pv
     from osgeo import gdal
 
     count = gdal.Open(str(image)).RasterCount
-    planes = [_read_band(image, b, max_size)[0] for b in (bands if count >= 3 else (1,))]
-    _, (x0, dx, _, y0, _, dy) = _read_band(image, 1, max_size)
-    rgb = np.stack(planes, axis=-1) if len(planes) == 3 else np.repeat(planes[0][..., None], 3, axis=-1)
-    lo, hi = np.nanpercentile(rgb, 2), np.nanpercentile(rgb, 98)
-    rgb = (np.clip((np.nan_to_num(rgb, nan=lo) - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype("uint8")
-    rows, cols = rgb.shape[:2]
+    planes = [_read_band(image, b, max_size) for b in (bands if count >= 3 else (1,))]
+    _, (x0, dx, _, y0, _, dy) = planes[0]
+    rows, cols = planes[0][0].shape
+    step = max(1, int(np.sqrt(rows * cols / 1e6)))  # about a million pixels a band tell the percentiles
+    sample = np.concatenate([plane[::step, ::step].ravel() for plane, _ in planes])
+    lo, hi = np.nanpercentile(sample, 2), np.nanpercentile(sample, 98)
+    rgb = np.empty((rows, cols, 3), dtype="uint8")
+    for i in range(3):  # one band at a time, in place: no float copy of the whole image
+        plane = planes[min(i, len(planes) - 1)][0]
+        plane = np.nan_to_num(plane, nan=lo, copy=len(planes) == 1)
+        plane -= lo
+        plane *= 255 / max(hi - lo, 1e-9)
+        rgb[..., i] = np.clip(plane, 0, 255)
+    del planes, sample
     pts = surface.points
-    u = (pts[:, 0] - x0) / (dx * cols)
-    v = 1.0 - (pts[:, 1] - y0) / (dy * rows)  # texture rows go up, raster rows go down
-    surface.active_texture_coordinates = np.column_stack([u, v]).astype("float32")
-    return pv.Texture(rgb[::-1].copy())
+    coords = np.empty((len(pts), 2), dtype="float32")
+    coords[:, 0] = (pts[:, 0] - x0) / (dx * cols)
+    coords[:, 1] = 1.0 - (pts[:, 1] - y0) / (dy * rows)  # texture rows go up, raster rows go down
+    surface.active_texture_coordinates = coords
+    return pv.Texture(np.ascontiguousarray(rgb[::-1]))
 
 
 def point_cloud(path, *, max_points: int = 5_000_000, plotter=None, window_size=(1024, 768), point_size=2.0,
