@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark of large results in the browser, through a real hub (a script that prints figures, never a test).
 
-A hub (JupyterHub + DockerSpawner + configurable-http-proxy, as tests/hub runs it) spawns base-geo; in the user's
-server a 4-band uint16 COG of --size pixels a side (16384: 2 GiB of pixels, uncompressed, + overviews) and a DEM of
---dem-size pixels a side are generated; Chromium (tests/browser/bench_viz.mjs) then
-  - runs a cell that opens the COG on a tiled map (vre_viz.tile_map): time to the first tile drawn;
-  - pans (four arrow keys) at five zoom levels: every tile's latency through the hub's proxy, p50 and p95;
-  - runs a cell that shows the DEM in 3D (vre_viz.terrain, trame's server rendering): time to the first frame.
-Prints a table and writes .vre/bench/viz-<UTC time>.json. Run by `make bench` (BENCH_VIZ="--size 8192" for less).
+A hub (JupyterHub + DockerSpawner + configurable-http-proxy, as tests/hub runs it, each server limited to 1 CPU and
+3 GB) spawns base-geo for one user and desktop (the layer with 3D) for another of the same team; in the team's folder
+a 4-band uint16 COG of --size pixels a side (16384: 2 GiB of pixels, uncompressed, + overviews) and a DEM of
+--dem-size pixels a side are generated; Chromium (src/vre/verify/browser/bench_viz.mjs) then, after a first cell that
+imports the libraries (timed on its own),
+  - in base-geo, runs a cell that opens the COG on a tiled map (vre_viz.tile_map): time to the first tile drawn;
+    drags the map four times at each of five zoom levels: every tile's latency through the hub's proxy, p50 and p95;
+  - in desktop, runs a cell that shows the DEM in 3D with the COG draped on it (vre_viz.terrain, decimated on read
+    to its default 2048 pixels a side; trame's server rendering): time to the first frame.
+The load of the machine (1-minute load average) is recorded with each part; each server's memory (peak, OOM kills)
+at the end. Prints a table and writes .vre/bench/viz-<UTC time>.json. Run by `make bench` (BENCH_VIZ="--size 8192"
+for less).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the hub tests' client (tests/e2e/hub/hubclient.py)
 
-from tests.e2e.hub.hubclient import TEAMS, USERS, run_code, running_hub, xsrf_headers  # noqa: E402
+from tests.e2e.hub.hubclient import TEAM_MOUNT, TEAMS, USERS, run_code, running_hub, xsrf_headers  # noqa: E402
 
 from vre import matrix  # noqa: E402
 from vre.build import BuildOptions, build  # noqa: E402
@@ -33,17 +38,20 @@ from vre.progress import Progress  # noqa: E402
 from vre.verify.browser import runner  # noqa: E402
 from vre.workspace import Workspace  # noqa: E402
 
-USER = USERS["base-geo"]
+USER = USERS["base-geo"]  # the map, in base-geo
+USER_3D = USERS["desktop"]  # the 3D view, in desktop (base-geo has no 3D stack); both in the team that shares DATA
+DATA = f"{TEAM_MOUNT}/bench"
 
 GENERATE = """
-import time
+import os, time
 import numpy as np
 from osgeo import gdal, osr
 import vre_viz
 started = time.monotonic()
 size, block = {size}, 1024
 gdal.SetCacheMax(256 * 1024 * 1024)
-ds = gdal.GetDriverByName("GTiff").Create("bench/plain.tif", size, size, 4, gdal.GDT_UInt16,
+os.makedirs("{data}", exist_ok=True)
+ds = gdal.GetDriverByName("GTiff").Create("{data}/plain.tif", size, size, 4, gdal.GDT_UInt16,
                                           ["TILED=YES", "BIGTIFF=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512"])
 ds.SetGeoTransform((360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0))
 srs = osr.SpatialReference(); srs.ImportFromEPSG(32631); ds.SetProjection(srs.ExportToWkt())
@@ -56,19 +64,36 @@ for row in range(0, size, block):
         noise = rng.integers(0, 400, (block, size))
         ds.GetRasterBand(band).WriteArray((wave + noise).astype("uint16"), 0, row)
 ds = None
-vre_viz.write_cog("bench/plain.tif", "bench/big.tif", compress="NONE")
-import os; os.remove("bench/plain.tif")
+vre_viz.write_cog("{data}/plain.tif", "{data}/big.tif", compress="NONE")
+os.remove("{data}/plain.tif")
 y, x = np.mgrid[0:{dem}, 0:{dem}]
 dem = (500 + 300 * np.sin(x / 300) * np.cos(y / 410) + 20 * np.sin(x / 17)).astype("float32")
 from vre_compat.stac_catalog import write_cog
-write_cog("bench/dem.tif", dem, (360000.0, 10.0 * size / {dem}, 0.0, 4830000.0, 0.0, -10.0 * size / {dem}))
-print(os.path.getsize("bench/big.tif"), round(time.monotonic() - started, 1))
+write_cog("{data}/dem.tif", dem, (360000.0, 10.0 * size / {dem}, 0.0, 4830000.0, 0.0, -10.0 * size / {dem}))
+print(os.path.getsize("{data}/big.tif"), round(time.monotonic() - started, 1))
 """
 
-MAP = ['import vre_viz\nm, client = vre_viz.tile_map("big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)\nm']
-# the whole DEM, every pixel a vertex (vre_viz decimates to 2048 a side by default)
-DEM = ['import vre_viz\nvre_viz.terrain("dem.tif", drape="big.tif", exaggeration=3, max_size={dem}, '
-       'window_size=(900, 600)).show()']
+# A first cell of imports (what a notebook starts with; timed apart), then the cell that is timed.
+MAP = ["import vre_viz, ipyleaflet, localtileserver",
+       f'm, client = vre_viz.tile_map("{DATA}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)\nm']
+# The DEM as vre_viz shows it by default: decimated on read to 2048 pixels a side (4.2 M vertices; every pixel of a
+# 4096 x 4096 DEM a vertex needs more than the server's 3 GB to render: the kernel is killed at the first frame).
+DEM = ["import vre_viz, pyvista",
+       f'vre_viz.terrain("{DATA}/dem.tif", drape="{DATA}/big.tif", exaggeration=3, window_size=(900, 600)).show()']
+# What each server's memory cgroup saw (cgroup v1 or v2): its peak (page cache included) and OOM kills.
+MEMORY = """
+from pathlib import Path
+v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+if v1.is_dir():
+    peak = int((v1 / "memory.max_usage_in_bytes").read_text())
+    events = dict(line.split() for line in (v1 / "memory.oom_control").read_text().splitlines())
+    stat = dict(line.split() for line in (v1 / "memory.stat").read_text().splitlines())
+    print(peak, events.get("oom_kill", "?"), stat.get("total_rss", "?"))
+else:
+    events = dict(line.split() for line in (v2 / "memory.events").read_text().splitlines())
+    stat = dict(line.split() for line in (v2 / "memory.stat").read_text().splitlines())
+    print((v2 / "memory.peak").read_text().strip(), events.get("oom_kill", "?"), stat.get("anon", "?"))
+"""
 
 
 def notebook(cells: list[str]) -> dict:
@@ -82,21 +107,56 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def put_notebook(hub, session, user: str, name: str, cells: list[str]) -> str:
+    headers = xsrf_headers(session, user)
+    session.put(hub.user_url(user, "api/contents/bench"), json={"type": "directory"}, headers=headers, timeout=60)
+    answer = session.put(hub.user_url(user, f"api/contents/bench/{name}.ipynb"), timeout=60, headers=headers,
+                         json={"type": "notebook", "format": "json", "content": notebook(cells)})
+    answer.raise_for_status()
+    return f"bench/{name}.ipynb"
+
+
+def scenario(hub, out: Path, user: str, **notebooks: str) -> dict:
+    """One run of bench_viz.mjs as `user`; its facts, with the machine's load before and after."""
+    before, t0 = load(), time.monotonic()
+    result = runner.run_scenario("bench_viz", runner.HubTarget(hub.url, hub.password, hub.log_tail), out,
+                                 timeout=2400, user=user, **notebooks)
+    (out / f"bench-viz-{'-'.join(notebooks)}-output.txt").write_text(result.output)
+    if not result.ok:
+        raise SystemExit(f"the benchmark scenario failed: {result.error}\n{result.summary()}")
+    return {**result.facts, "load_before": before, "load_after": load(), "seconds": round(time.monotonic() - t0, 1),
+            "screenshots": result.screenshots}
+
+
+def memory(hub, session, user: str) -> dict:
+    peak, oom_kills, resident = run_code(hub, session, user, MEMORY).split()
+    return {"peak_bytes": int(peak), "oom_kills": oom_kills, "resident_bytes": resident}
+
+
+def build_images(matrix_file: Path, names: list[str]) -> dict[str, str]:
+    m = matrix.load(matrix_file)
+    results: list = []
+    if not build(m, m.select(names, ["debian"]), BuildOptions(), Progress(), results):
+        raise SystemExit(f"{results[-1].key}: {results[-1].error}")
+    return {name: m.targets[f"{name}/debian"].ref for name in names}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=16384, help="COG width and height in pixels (4 bands, uint16)")
     parser.add_argument("--dem-size", type=int, default=4096, help="DEM width and height in pixels")
     parser.add_argument("--matrix", type=Path, default=ROOT / "images" / "matrix.yaml")
     parser.add_argument("--image", help="a base-geo image to use as it is (default: base-geo/debian, built first)")
+    parser.add_argument("--desktop-image", help="a desktop image to use as it is (default: desktop/debian, built)")
     args = parser.parse_args()
 
-    ref = args.image
-    if ref is None:
-        m = matrix.load(args.matrix)
-        results: list = []
-        if not build(m, m.select(["base-geo"], ["debian"]), BuildOptions(), Progress(), results):
-            raise SystemExit(f"{results[-1].key}: {results[-1].error}")
-        ref = m.targets["base-geo/debian"].ref
+    missing = [name for name, ref in (("base-geo", args.image), ("desktop", args.desktop_image)) if ref is None]
+    refs = {"base-geo": args.image, "desktop": args.desktop_image,
+            **(build_images(args.matrix, missing) if missing else {})}
     runner.ensure_tools()
     hub_tests = ROOT / "tests" / "e2e" / "hub"
     runner.npm_ci(hub_tests, "configurable-http-proxy")
@@ -108,60 +168,57 @@ def main() -> None:
         teams, runtime = Path(tmp, "teams"), Path(tmp, "hub")
         teams.mkdir()
         runtime.mkdir()
-        with running_hub(runtime, {"base-geo": ref}, proxy, teams, TEAMS) as hub:  # the hub makes the team folders
-            hub.server("base-geo")
-            session = hub.login(USER)
-            session.get(hub.user_url(USER, "lab"), timeout=120)
-            print(f"generating a {args.size}² 4-band uint16 COG and a {args.dem_size}² DEM in {USER}'s server ...",
-                  flush=True)
-            session.put(hub.user_url(USER, "api/contents/bench"), json={"type": "directory"},
-                        headers=xsrf_headers(session, USER), timeout=60)
-            cog_bytes, generate_seconds = run_code(hub, session, USER, GENERATE.format(
-                size=args.size, dem=args.dem_size), timeout=3600).split()
-            dem_cells = [cell.format(dem=args.dem_size) for cell in DEM]
-            for name, cells in (("map", MAP), ("dem", dem_cells)):
-                answer = session.put(hub.user_url(USER, f"api/contents/bench/{name}.ipynb"), timeout=60,
-                                     headers=xsrf_headers(session, USER),
-                                     json={"type": "notebook", "format": "json", "content": notebook(cells)})
-                answer.raise_for_status()
-            t0 = time.monotonic()
-            result = runner.run_scenario("bench_viz", runner.HubTarget(hub.url, hub.password), out, timeout=2400,
-                                         user=USER, map="bench/map.ipynb", dem="bench/dem.ipynb")
-            scenario_seconds = time.monotonic() - t0
-    (out / "bench-viz-output.txt").write_text(result.output)
-    if not result.ok:
-        raise SystemExit(f"the benchmark scenario failed: {result.error}\n{result.summary()}")
-    facts = result.facts
-    panned = [t["ms"] for t in facts["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]
-    failed = [t for t in facts["tiles"] if t["status"] != 200]
+        with running_hub(runtime, refs, proxy, teams, TEAMS) as hub:  # the hub makes the team folders
+            sessions = {}
+            for image, user in (("base-geo", USER), ("desktop", USER_3D)):
+                hub.server(image)
+                sessions[user] = hub.login(user)
+                sessions[user].get(hub.user_url(user, "lab"), timeout=120)
+            print(f"generating a {args.size}² 4-band uint16 COG and a {args.dem_size}² DEM in {DATA} ...", flush=True)
+            cog_bytes, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
+                size=args.size, dem=args.dem_size, data=DATA), timeout=3600).split()
+            tiles = scenario(hub, out, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
+            view = scenario(hub, out, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
+            memories = {user: memory(hub, session, user) for user, session in sessions.items()}
+    panned = [t["ms"] for t in tiles["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]
+    failed = [t for t in tiles["tiles"] if t["status"] != 200]
     record = {
-        "measured": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(), "image": ref,
+        "measured": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(), "images": refs,
+        "server_limits": "1 CPU, 3 GB (tests/e2e/hub's hub)",
         "cog": {"pixels": args.size, "bands": 4, "dtype": "uint16", "bytes": int(cog_bytes),
                 "generate_seconds": float(generate_seconds)},
-        "first_tile_seconds": facts["firstTileSeconds"],
-        "tiles": len(panned), "tile_failures": len(failed), "zoom_levels": facts["zoomLevels"],
+        "map_import_seconds": tiles["mapImportSeconds"], "first_tile_seconds": tiles["firstTileSeconds"],
+        "tiles": len(panned), "tile_failures": len(failed), "zoom_levels": tiles["zoomLevels"],
         "tile_p50_ms": round(percentile(panned, 50), 1), "tile_p95_ms": round(percentile(panned, 95), 1),
-        "tile_max_ms": round(max(panned), 1),
-        "dem_pixels": args.dem_size, "first_3d_frame_seconds": facts["first3dFrameSeconds"],
-        "view_shown_seconds": facts["viewShownSeconds"], "scenario_seconds": round(scenario_seconds, 1),
-        "screenshots": result.screenshots,
+        "tile_max_ms": round(max(panned), 1), "tiles_load": [tiles["load_before"], tiles["load_after"]],
+        "dem_pixels": args.dem_size, "dem_import_seconds": view["demImportSeconds"],
+        "first_3d_frame_seconds": view["first3dFrameSeconds"], "view_shown_seconds": view["viewShownSeconds"],
+        "view_load": [view["load_before"], view["load_after"]], "memory": memories,
+        "screenshots": tiles["screenshots"] + view["screenshots"],
     }
     zooms = ", ".join(map(str, record["zoom_levels"]))
+    gib = 2 ** 30
     rows = [
-        ("COG", f"{args.size} x {args.size} px, 4 bands uint16, {int(cog_bytes) / 2**30:.2f} GiB "
+        ("COG", f"{args.size} x {args.size} px, 4 bands uint16, {int(cog_bytes) / gib:.2f} GiB "
                 f"(generated in {float(generate_seconds):.0f} s)"),
-        ("first tile drawn (cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
+        ("imports cell (vre_viz, ipyleaflet, localtileserver)", f"{record['map_import_seconds']:.2f} s"),
+        ("first tile drawn (map cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
         (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",
          f"p50 {record['tile_p50_ms']:.0f} ms, p95 {record['tile_p95_ms']:.0f} ms, max {record['tile_max_ms']:.0f} ms"),
         ("tile failures", str(len(failed))),
-        (f"first 3D frame, DEM {args.dem_size} x {args.dem_size} (cell run → frame drawn)",
+        ("load average (1 min) before, after the map", f"{tiles['load_before']}, {tiles['load_after']}"),
+        (f"first 3D frame, DEM {args.dem_size} x {args.dem_size} read at 2048 a side (cell run → frame drawn)",
          f"{record['first_3d_frame_seconds']:.1f} s"),
+        ("load average (1 min) before, after the 3D view", f"{view['load_before']}, {view['load_after']}"),
+        *((f"{user}'s server memory: peak (page cache included), resident, OOM kills",
+           f"{m['peak_bytes'] / gib:.2f} GiB, {int(m['resident_bytes']) / gib:.2f} GiB, {m['oom_kills']}")
+          for user, m in memories.items()),
     ]
     print("\n| figure | value |\n|---|---:|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows) + "\n")
     path = workspace.bench / f"viz-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))
-    print(f"JSON: {path}\nscreenshots: {' '.join(result.screenshots)}")
+    print(f"JSON: {path}\nscreenshots: {' '.join(record['screenshots'])}")
 
 
 if __name__ == "__main__":

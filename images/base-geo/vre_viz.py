@@ -1,5 +1,5 @@
 """Large rasters on a tiled map and terrain or point clouds in 3D, from a notebook, with nothing fetched from the
-internet (installed into the image by base-geo's postBuild; see the README's "Seeing large results").
+internet (installed into the image by base-geo's postBuild; see the README's "A scientist's day in the browser").
 
     import vre_viz
     vre_viz.write_cog("scene.tif", "scene_cog.tif")          # tiled, compressed, with overviews: fast tiles
@@ -10,11 +10,13 @@ internet (installed into the image by base-geo's postBuild; see the README's "Se
 Tiles come from localtileserver (a tile server in the kernel) through jupyter-server-proxy, so they follow the
 Jupyter server's authentication and the hub's prefix (set by base-geo's start hook). The maps have no basemap unless
 the platform names one in VRE_BASEMAP_URL (a {z}/{x}/{y} template): ipyleaflet's default, OpenStreetMap, would be a
-request leaving the machine. 3D views render offscreen on the server (VTK with EGL) and stream images to the page.
+request leaving the machine. 3D views (the desktop and vre images: base-geo has no 3D stack) render offscreen on the
+server (VTK with EGL, set by the desktop layer's start hook) and stream images to the page.
 """
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -42,16 +44,78 @@ def basemap_layers() -> tuple:
                       base=True),)
 
 
+_statistics: dict = {}
+_statistics_locks: dict = {}
+_statistics_lock = threading.Lock()
+
+
+def tune_tile_server() -> None:
+    """Two costs of localtileserver's (1.0) tiles removed; its tile server makes a rio-tiler Reader per request, and
+    this gives them a subclass (called by tile_map):
+    - it computes a raster's statistics again for every tile of a non-byte raster, even when vmin and vmax are given:
+      percentiles over a 1024-pixel preview of the whole raster, 0.8 s of CPU for 3 bands. They are cached per file
+      (its size and time: a rewritten file is read again) and arguments, computed once when a map asks for many
+      tiles at once;
+    - its PNG tiles are compressed at zlib's level 6: 87 ms for a 256 x 256 tile of a noisy 3-band raster. Level 1
+      takes 7 ms for 18 % more bytes (lossless either way)."""
+    from localtileserver.tiler import handler
+    from rio_tiler.models import ImageData
+
+    if getattr(handler.Reader, "vre_tuned", False):
+        return
+
+    class FastPNG(ImageData):
+        def render(self, *args, **kwargs):
+            if str(kwargs.get("img_format", "PNG")).upper() == "PNG":
+                kwargs.setdefault("zlevel", 1)
+            return super().render(*args, **kwargs)
+
+    class Reader(handler.Reader):
+        vre_tuned = True
+
+        def statistics(self, *args, **kwargs):
+            stat = os.stat(self.input) if os.path.exists(str(self.input)) else None
+            key = (str(self.input), stat and (stat.st_size, stat.st_mtime_ns), repr(args), repr(sorted(kwargs.items())))
+            with _statistics_lock:
+                lock = _statistics_locks.setdefault(key, threading.Lock())
+            with lock:  # the first request computes them, the others wait for it
+                if key not in _statistics:
+                    _statistics[key] = super().statistics(*args, **kwargs)
+                return _statistics[key]
+
+        def tile(self, *args, **kwargs):
+            image = super().tile(*args, **kwargs)
+            image.__class__ = FastPNG  # the same data and fields; only render's default differs
+            return image
+
+    handler.Reader = Reader
+
+
+def fit_zoom(bounds, width: int = 800, height: int = 400) -> int:
+    """The largest web-map zoom level at which `bounds` (south, north, west, east in degrees) fit in a map of
+    width x height pixels (ipyleaflet's default height is 400 px)."""
+    import math
+
+    def mercator(lat: float) -> float:
+        return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    south, north, west, east = bounds
+    zoom_x = math.log2(width * 360 / (256 * max(east - west, 1e-9)))
+    zoom_y = math.log2(height * 2 * math.pi / (256 * max(mercator(north) - mercator(south), 1e-12)))
+    return max(0, min(22, math.floor(min(zoom_x, zoom_y))))
+
+
 def tile_map(source, *, zoom_offset: int = 0, **style):
-    """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles; `style` goes to
-    localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
+    """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles, the raster filling the
+    map; `style` goes to localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
     Returns (map, client): keep the client alive as long as the map is shown."""
     from ipyleaflet import Map
     from localtileserver import TileClient, get_leaflet_tile_layer
 
+    tune_tile_server()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
-    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=client.default_zoom + zoom_offset,
+    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(client.bounds()) + zoom_offset,
             scroll_wheel_zoom=True)
     return m, client
 
@@ -76,6 +140,21 @@ def _read_band(path, band: int = 1, max_size: int | None = None):
     return data, (x0, dx * cols / out_cols, 0.0, y0, 0.0, dy * rows / out_rows)
 
 
+# The 3D stack (pyvista, VTK, trame, laspy, Mesa's EGL) is in the desktop layer (visualisation), not in base-geo.
+IMAGES_WITH_3D = "desktop and vre"
+
+
+def _import_3d(*names: str) -> list:
+    """The 3D modules, or an error that says which images have them (base-geo has the 2D maps only)."""
+    import importlib
+
+    try:
+        return [importlib.import_module(name) for name in names]
+    except ImportError as err:
+        raise ImportError(f"vre_viz's 3D views need {err.name}, which this image does not have: 3D is in the "
+                          f"{IMAGES_WITH_3D} images (eo-vre's desktop layer), base-geo has the 2D maps only") from None
+
+
 def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048, drape_bands=(1, 2, 3),
             plotter=None, window_size=(1024, 768), off_screen: bool = False):
     """A pyvista plotter showing a DEM as a surface, coloured by elevation or draped with an image (`drape`: a
@@ -83,15 +162,22 @@ def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048,
     to `max_size` pixels a side. `.show()` in a notebook streams the server's rendering; `off_screen=True` for
     `.screenshot()` outside one."""
     import numpy as np
-    import pyvista as pv
 
+    (pv,) = _import_3d("pyvista")
     z, (x0, dx, _, y0, _, dy) = _read_band(dem, max_size=max_size)
     rows, cols = z.shape
-    xs = x0 + dx * (np.arange(cols) + 0.5)
-    ys = y0 + dy * (np.arange(rows) + 0.5)
-    x, y = np.meshgrid(xs, ys)
-    surface = pv.StructuredGrid(x, y, np.nan_to_num(z, nan=float(np.nanmin(z))) * exaggeration)
-    surface["elevation"] = z.ravel(order="F")
+    # Points in float32, filled in place (x fastest, as VTK orders a structured grid): a 4096 x 4096 DEM is 200 MB of
+    # points, where float64 meshgrids took 1.9 GB before the first frame and rendering went past a 3 GB server.
+    points = np.empty((rows * cols, 3), dtype="float32")
+    points[:, 0] = np.tile((x0 + dx * (np.arange(cols) + 0.5)).astype("float32"), rows)
+    points[:, 1] = np.repeat((y0 + dy * (np.arange(rows) + 0.5)).astype("float32"), cols)
+    points[:, 2] = np.nan_to_num(z, nan=float(np.nanmin(z))).ravel()
+    points[:, 2] *= exaggeration
+    surface = pv.StructuredGrid()
+    surface.points = points
+    surface.dimensions = (cols, rows, 1)
+    surface["elevation"] = z.ravel()
+    del z, points
     p = plotter or pv.Plotter(window_size=list(window_size), off_screen=off_screen)
     if drape is None:
         p.add_mesh(surface, scalars="elevation", cmap="terrain", nan_opacity=0.0)
@@ -102,33 +188,42 @@ def terrain(dem, drape=None, *, exaggeration: float = 1.0, max_size: int = 2048,
 
 
 def _texture(image, surface, bands, max_size: int):
-    """`image` as a pyvista texture mapped on `surface` by map coordinates (both rasters north-up)."""
+    """`image` as a pyvista texture mapped on `surface` by map coordinates (both rasters north-up), stretched
+    between the 2nd and 98th percentiles of a sample of its pixels."""
     import numpy as np
     import pyvista as pv
     from osgeo import gdal
 
     count = gdal.Open(str(image)).RasterCount
-    planes = [_read_band(image, b, max_size)[0] for b in (bands if count >= 3 else (1,))]
-    _, (x0, dx, _, y0, _, dy) = _read_band(image, 1, max_size)
-    rgb = np.stack(planes, axis=-1) if len(planes) == 3 else np.repeat(planes[0][..., None], 3, axis=-1)
-    lo, hi = np.nanpercentile(rgb, 2), np.nanpercentile(rgb, 98)
-    rgb = (np.clip((np.nan_to_num(rgb, nan=lo) - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype("uint8")
-    rows, cols = rgb.shape[:2]
+    planes = [_read_band(image, b, max_size) for b in (bands if count >= 3 else (1,))]
+    _, (x0, dx, _, y0, _, dy) = planes[0]
+    rows, cols = planes[0][0].shape
+    step = max(1, int(np.sqrt(rows * cols / 1e6)))  # about a million pixels a band tell the percentiles
+    sample = np.concatenate([plane[::step, ::step].ravel() for plane, _ in planes])
+    lo, hi = np.nanpercentile(sample, 2), np.nanpercentile(sample, 98)
+    rgb = np.empty((rows, cols, 3), dtype="uint8")
+    for i in range(3):  # one band at a time, in place: no float copy of the whole image
+        plane = planes[min(i, len(planes) - 1)][0]
+        plane = np.nan_to_num(plane, nan=lo, copy=len(planes) == 1)
+        plane -= lo
+        plane *= 255 / max(hi - lo, 1e-9)
+        rgb[..., i] = np.clip(plane, 0, 255)
+    del planes, sample
     pts = surface.points
-    u = (pts[:, 0] - x0) / (dx * cols)
-    v = 1.0 - (pts[:, 1] - y0) / (dy * rows)  # texture rows go up, raster rows go down
-    surface.active_texture_coordinates = np.column_stack([u, v]).astype("float32")
-    return pv.Texture(rgb[::-1].copy())
+    coords = np.empty((len(pts), 2), dtype="float32")
+    coords[:, 0] = (pts[:, 0] - x0) / (dx * cols)
+    coords[:, 1] = 1.0 - (pts[:, 1] - y0) / (dy * rows)  # texture rows go up, raster rows go down
+    surface.active_texture_coordinates = coords
+    return pv.Texture(np.ascontiguousarray(rgb[::-1]))
 
 
 def point_cloud(path, *, max_points: int = 5_000_000, plotter=None, window_size=(1024, 768), point_size=2.0,
                 off_screen: bool = False):
     """A pyvista plotter showing a LAS/LAZ point cloud coloured by its RGB when it has them, else by elevation;
     clouds larger than `max_points` are thinned evenly."""
-    import laspy
     import numpy as np
-    import pyvista as pv
 
+    laspy, pv = _import_3d("laspy", "pyvista")
     las = laspy.read(str(path))
     step = max(1, -(-len(las.points) // max_points))
     xyz = np.column_stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)])[::step]

@@ -4,7 +4,9 @@
 # Runs as root in a throwaway builder stage FROM the parent image (base-geo, or deep-learning for `vre`); $1 is an
 # output directory copied to / of the final image. It writes only:
 #   $1/usr/local/share/vre-desktop/   xstartup, install-launchers, qgis-defaults, qgis-launcher, gdal-tools-shell,
-#                                     launchers/*.desktop (run by the start hook and the desktop session)
+#                                     launchers/*.desktop (run by the start hook and the desktop session),
+#                                     vtk-wasm/ (empty: the start hook's VTK_WASM_DIR_OVERRIDE, so trame-vtklocal
+#                                     downloads nothing)
 #   $1/usr/local/etc/jupyter/jupyter_server_config.json   (ServerProxy.servers.qgis: the "QGIS" JupyterLab launcher;
 #                                     Jupyter reads config.d folders only for enabling extensions, not for traits)
 #   $1/usr/share/qgis/python/plugins/otbprovider/   (the OTB provider, see below)
@@ -24,7 +26,7 @@ out=$(cd "$out" && pwd)
 step() { echo "[desktop/build.sh] $*"; }
 
 share=$out/usr/local/share/vre-desktop
-install -d "$share/launchers" "$out/usr/local/etc/jupyter"
+install -d "$share/launchers" "$share/vtk-wasm" "$out/usr/local/etc/jupyter"
 install -m 0755 "$here/xstartup" "$here/install-launchers" "$here/qgis-defaults" "$here/qgis-launcher" \
     "$here/gdal-tools-shell" "$share/"
 install -m 0644 "$here"/launchers/*.desktop "$share/launchers/"

@@ -43,3 +43,12 @@ def base_geo_hub(base_geo, proxy_command, teams_root, tmp_path_factory):
     with running_hub(tmp_path_factory.mktemp("hub"), {"base-geo": base_geo}, proxy_command, teams_root,
                      TEAMS) as the_hub:
         yield the_hub
+
+
+@pytest.fixture(scope="module")
+def desktop_hub(docker_engine, real_matrix, proxy_command, teams_root, tmp_path_factory):
+    """A hub offering desktop only: base-geo with the 3D stack, for tests that need 2D and 3D in one server."""
+    ref = build_or_fail(real_matrix, ["desktop/debian"], ROOT / ".vre")["desktop/debian"]
+    with running_hub(tmp_path_factory.mktemp("hub"), {"desktop": ref}, proxy_command, teams_root,
+                     TEAMS) as the_hub:
+        yield the_hub

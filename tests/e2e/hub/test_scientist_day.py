@@ -1,6 +1,7 @@
 """The scientist's day, in Chromium, through a real hub (DockerSpawner, configurable-http-proxy): log in, run a
 notebook that searches a local STAC catalog with EODAG, reads a band of a product, computes NDVI with OTB, shows it
 on the tile map and a DEM in 3D, commit the notebook with git, and open it as a Voila dashboard with its map.
+The server runs the desktop image: base-geo's 2D and the 3D stack, which base-geo does not have.
 
 The notebook and its data are made on the spot in the user's server (no internet). Screenshots and the result file
 land in .vre/artifacts/browser/day/. Opt-in (a few minutes): VRE_TEST_DAY=1 or VRE_TEST_ALL=1.
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.docker,
               pytest.mark.skipif(not (os.environ.get("VRE_TEST_DAY") or os.environ.get("VRE_TEST_ALL")),
                                  reason="the browser scenario through a hub takes minutes: VRE_TEST_DAY=1")]
 
-USER = USERS["base-geo"]
+USER = USERS["desktop"]
 FOLDER = "day"
 NOTEBOOK = f"{FOLDER}/scientist.ipynb"
 COMMIT = "NDVI over the local catalog, map and 3D"
@@ -82,15 +83,15 @@ def notebook_json() -> dict:
                        "outputs": [], "source": source} for i, source in enumerate(CELLS)]}
 
 
-def test_scientist_day(base_geo_hub):
-    hub = base_geo_hub
-    hub.server("base-geo")
+def test_scientist_day(desktop_hub):
+    hub = desktop_hub
+    hub.server("desktop")
     session = hub.login(USER)
     assert session.get(hub.user_url(USER, "lab"), timeout=120).status_code == 200
     # the scientist told git who they are, once; the notebook is in their home
     run_code(hub, session, USER, "import subprocess\n"
-             "subprocess.run(['git', 'config', '--global', 'user.name', 'Alice'], check=True)\n"
-             "subprocess.run(['git', 'config', '--global', 'user.email', 'alice@example.org'], check=True)")
+             "subprocess.run(['git', 'config', '--global', 'user.name', 'Carol'], check=True)\n"
+             "subprocess.run(['git', 'config', '--global', 'user.email', 'carol@example.org'], check=True)")
     headers = xsrf_headers(session, USER)
     for path, model in ((FOLDER, {"type": "directory"}),
                         (NOTEBOOK, {"type": "notebook", "format": "json", "content": notebook_json()})):

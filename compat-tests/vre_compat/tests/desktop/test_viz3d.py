@@ -1,5 +1,6 @@
-"""3D without an X server: VTK renders offscreen with EGL, a DEM as terrain with an image draped on it, a LAZ point
-cloud, and the notebook's trame view reached through the Jupyter server (jupyter-server-proxy)."""
+"""3D, in the desktop layer (pyvista, VTK, trame, laspy, Mesa's EGL), without an X server: VTK renders offscreen with
+EGL, a DEM as terrain with an image draped on it, a LAZ point cloud, and the notebook's trame view reached through the
+Jupyter server (jupyter-server-proxy)."""
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import pytest
 from vre_compat.helpers import http_raw, network_guard
 from vre_compat.stac_catalog import write_cog
 
-pytestmark = [pytest.mark.base_geo, pytest.mark.viz3d]
+pytestmark = [pytest.mark.desktop, pytest.mark.viz3d]
 
 GEOTRANSFORM = (360000.0, 20.0, 0.0, 4830000.0, 0.0, -20.0)
 
@@ -45,7 +46,7 @@ def empty_frame():
 def test_offscreen_with_egl():
     import pyvista as pv
 
-    assert os.environ.get("VTK_DEFAULT_OPENGL_WINDOW") == "vtkEGLRenderWindow", "base-geo's start hook sets it"
+    assert os.environ.get("VTK_DEFAULT_OPENGL_WINDOW") == "vtkEGLRenderWindow", "the desktop layer's start hook sets it"
     p = pv.Plotter(off_screen=True, window_size=[64, 64])
     p.screenshot(return_img=True)
     assert type(p.ren_win).__name__ == "vtkEGLRenderWindow", type(p.ren_win).__name__
@@ -91,7 +92,7 @@ def test_point_cloud_laz(tmp_path, empty_frame):
 def test_trame_view_through_the_server(lab, scene, tmp_path):
     """The notebook's 3D view (pyvista's server backend: trame streams the server's frames) is an iframe under
     /proxy/<port>/, which the Jupyter server serves with its token; the kernel reaches nothing outside (trame-vtklocal
-    would download VTK.wasm: base-geo's start hook points it at an empty folder)."""
+    would download VTK.wasm: the desktop layer's start hook points it at an empty folder)."""
     from jupyter_client.manager import start_new_kernel
 
     dem, image = scene
