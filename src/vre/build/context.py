@@ -16,13 +16,16 @@ NOT_LAYER_FILES = {"Dockerfile", "README.md"}
 # What only the content stage's installer reads (Python/conda specs, locks, postBuild): the builder stage's copy of a
 # layer leaves them out, so one package more does not rerun a layer's build.sh (OTB bindings, code-server).
 INSTALLER_ONLY_FILES = {"requirements.in", "requirements.txt", "constraints.txt", "environment.yml", "conda-lock.yml",
-                        "conda-*.lock", "envs", "postBuild", "heavy.txt"}
+                        "conda-*.lock", "envs", "postBuild", "heavy.txt", "prune.txt"}
 # The Debian packages of a layer, installed in a step of their own before anything else of the layer: a change to
 # its Python packages or hooks then rebuilds (and users pull again) only the steps after it.
 APT_FILES = ("apt-sources.list", "apt.txt", "apt.lock")
 # A layer's heaviest, slowest-changing Python packages (names or globs, one or more a line): installed from the lock
 # in a step of their own, before the rest of the layer.
 HEAVY = "heavy.txt"
+# Paths under site-packages that pip installs and the image does without (C++ headers, bundled test binaries),
+# removed in the step that installed them.
+PRUNE = "prune.txt"
 
 
 def copy_tree(src: Path, dst: Path, skip: Collection[str] = frozenset()) -> None:
@@ -44,6 +47,8 @@ def _stage_steps(layer: Path, context: Path, name: str) -> None:
         patterns = [word for line in (layer / HEAVY).read_text().splitlines() for word in line.split("#")[0].split()]
         pins = select((layer / "requirements.txt").read_text(), patterns)
         (context / "heavy" / name / "requirements.txt").write_text(pins)
+        if (layer / PRUNE).is_file():
+            shutil.copy2(layer / PRUNE, context / "heavy" / name / PRUNE)
 
 
 def stage_context(matrix: Matrix, target: Target, workspace: Workspace, wheels: Path | None = None,

@@ -27,7 +27,7 @@ def test_python_packages_test_suites_are_left_out():
     assert not suites, f"{len(suites)} test suites of installed packages, e.g. {suites[:5]}"
 
 
-@pytest.mark.skipif(not DEBIAN, reason="the debian flavor's apt.txt omits python3-pythran; conda has no such dependency")
+@pytest.mark.skipif(not DEBIAN, reason="the debian flavor's apt.txt omits python3-pythran; conda has no such package")
 def test_scipy_runs_its_pythran_built_code_without_the_pythran_compiler():
     status = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "python3-pythran"],
                             capture_output=True, text=True)
@@ -41,3 +41,16 @@ def test_scipy_runs_its_pythran_built_code_without_the_pythran_compiler():
     points = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     values = points.sum(axis=1)
     assert np.allclose(RBFInterpolator(points, values, kernel="linear")(points), values)
+
+
+def test_what_the_layers_prune_txt_names_is_gone():
+    import glob
+    import sysconfig
+
+    lists = sorted(Path("/opt/vre/layers").glob("*/prune.txt"))
+    if not lists:
+        pytest.skip("no layer of this image has a prune.txt")
+    site = sysconfig.get_paths()["purelib"]
+    patterns = [line.split("#", 1)[0].strip() for lst in lists for line in lst.read_text().splitlines()]
+    left = [path for pattern in filter(None, patterns) for path in glob.glob(f"{site}/{pattern}")]
+    assert not left, f"prune.txt names paths the image still has: {left}"
