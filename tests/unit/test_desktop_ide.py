@@ -81,8 +81,9 @@ def test_jupyter_server_proxy_entry():
 def test_browser_checks_ship_with_the_package():
     """`vre test` runs the browser checks from the package (package data), never from tests/."""
     assert browser.CHECKS.is_relative_to(Path(browser.__file__).parent)
-    assert {p.name for p in browser.CHECKS.glob("*.py")} == {"conftest.py", "test_desktop.py", "test_ide.py"}
-    for name in ("desktop.mjs", "ide.mjs", "lib.mjs", "package.json", "package-lock.json"):
+    checks = {p.name for p in browser.CHECKS.glob("*.py")}
+    assert checks == {"conftest.py", "test_base_geo.py", "test_desktop.py", "test_ide.py"}
+    for name in ("eodag.mjs", "desktop.mjs", "ide.mjs", "lib.mjs", "package.json", "package-lock.json"):
         assert (runner.HERE / name).is_file(), name
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert {"*.mjs", "package.json", "package-lock.json", "checks/*.py"} <= set(package_data["vre.verify.browser"])

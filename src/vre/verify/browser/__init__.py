@@ -1,7 +1,7 @@
-"""Browser checks of the images with a desktop or an IDE: Chromium (playwright-core) against a running container.
+"""Browser checks of the images: Chromium (playwright-core) against a running container.
 
 The checks are a pytest suite shipped with the package (checks/), run on the host by `vre test`; runner.py starts
-the container and the scenarios (desktop.mjs, ide.mjs; npm packages locked in package-lock.json).
+the container and the scenarios (eodag.mjs, desktop.mjs, ide.mjs; npm packages locked in package-lock.json).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from vre.verify.compat import Stream, SuiteResult, run_logged, started
 from vre.workspace import Workspace
 
 CHECKS = Path(__file__).resolve().parent / "checks"
-# Layers whose images get the browser checks.
-LAYERS = ("desktop", "ide")
+# Layers whose images get the browser checks (every image has base-geo: EODAG's panel is checked in each).
+LAYERS = ("base-geo", "desktop", "ide")
 
 
 def needs_browser(layers: Iterable[str]) -> bool:

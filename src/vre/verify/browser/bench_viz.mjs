@@ -143,6 +143,10 @@ async function main() {
         scenario.facts.first3dFrameSeconds = (Date.now() - started) / 1000;
         await sleep(1000);
         await scenario.screenshot(page, "bench-3d");
+        // the view alone (the page's screenshot shows only what is scrolled into the window)
+        const view = `${args.out}/bench-3d-view.png`;
+        await frame.screenshot({ path: view });
+        scenario.screenshots.push(view);
       });
     }
 

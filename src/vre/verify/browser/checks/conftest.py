@@ -1,8 +1,9 @@
-"""Browser tests of the desktop and ide images (Debian's chromium + playwright-core, driven from the host).
+"""Browser tests of the images (Debian's chromium + playwright-core, driven from the host): base-geo's EODAG panel,
+the desktop and the IDE.
 
 Images: `--vre-image REF` (or $VRE_BROWSER_IMAGE) tests that image (its io.eo-vre.layers label says which scenarios
-apply); otherwise desktop/debian and ide/debian are built through the factory (from BuildKit's cache when nothing
-changed). Screenshots and result files land in .vre/artifacts/browser/<image>/.
+apply); otherwise base-geo/debian, desktop/debian and ide/debian are built through the factory (from BuildKit's cache
+when nothing changed). Screenshots and result files land in .vre/artifacts/browser/<image>/.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from vre.workspace import Workspace
 
 def pytest_addoption(parser):
     parser.addoption("--vre-image", default=os.environ.get("VRE_BROWSER_IMAGE"),
-                     help="run the browser tests against this image instead of building desktop/ide (debian)")
+                     help="run the browser tests against this image instead of building base-geo/desktop/ide (debian)")
     parser.addoption("--vre-workspace", default=None,
                      help="the factory's working folder for screenshots and results [default: <rootdir>/.vre]")
 
@@ -81,6 +82,11 @@ def image_for(request, layer: str) -> str:
     if not build(m, m.select([layer], ["debian"]), options, Progress(), results):
         pytest.fail(f"{results[-1].key}: {results[-1].error}")
     return m.targets[key].ref
+
+
+@pytest.fixture(scope="module")
+def base_geo_image(request, browser_tools) -> str:
+    return image_for(request, "base-geo")
 
 
 @pytest.fixture(scope="module")
