@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Callable
 
 from vre import engine
-from vre.matrix import Bootstrap, Matrix
+from vre.matrix import Bootstrap, Matrix, arch, arch_suffix
 
 
 def bootstrap_key(boot: Bootstrap) -> str:
@@ -25,7 +25,7 @@ def base_ref(matrix: Matrix, flavor: str) -> str:
     if base.reference:
         return base.reference
     assert base.bootstrap is not None  # the matrix gives exactly one of reference and bootstrap
-    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap)}"
+    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap)}{arch_suffix(matrix.platform)}"
 
 
 def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda _: None) -> str:
@@ -45,12 +45,18 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
                                  "or set flavors.<flavor>.base.reference in images/matrix.yaml")
     say(f"bootstrapping Debian {boot.suite} ({boot.variant}) with mmdebstrap into {ref}")
     cmd = ["mmdebstrap", f"--variant={boot.variant}", "--quiet"]
+    platform = []
+    if matrix.platform:
+        # A foreign arch runs its maintainer scripts under qemu-user (binfmt); arch-test tells whether it can.
+        check_emulation(matrix.platform)
+        cmd.append(f"--arch={arch(matrix.platform)}")
+        platform = ["--platform", matrix.platform]
     if boot.include:
         cmd.append("--include=" + ",".join(boot.include))
     cmd += [boot.suite, "-", boot.mirror]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(boot.source_date_epoch)}
     rootfs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    imported = subprocess.run([engine.client(), "import", "--change", 'CMD ["bash"]', "-", ref],
+    imported = subprocess.run([engine.client(), "import", *platform, "--change", 'CMD ["bash"]', "-", ref],
                               stdin=rootfs.stdout, capture_output=True, env=engine.env())
     assert rootfs.stdout is not None and rootfs.stderr is not None  # both PIPE
     rootfs.stdout.close()
@@ -60,3 +66,17 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
             engine.docker("image", "rm", ref, check=False)  # a partial rootfs must never be cached
         raise engine.EngineError(f"bootstrapping {ref} failed:\n{err}{imported.stderr.decode(errors='replace')}")
     return ref
+
+
+def check_emulation(platform: str) -> None:
+    """Fail early, saying what to install, when this machine can run neither natively nor under emulation the
+    binaries of `platform` (arch-test runs a tiny binary of that arch)."""
+    name = arch(platform)
+    if not shutil.which("arch-test"):
+        raise engine.EngineError(f"--platform {platform}: arch-test not found: run `make setup-emulation` (installs "
+                                 "qemu-user-static, binfmt-support and arch-test)")
+    found = subprocess.run(["arch-test", name], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise engine.EngineError(f"--platform {platform}: this machine cannot run {name} binaries "
+                                 f"({found.stdout.strip() or found.stderr.strip()}): run `make setup-emulation` "
+                                 "(qemu-user-static registers its binfmt handlers)")
