@@ -7,10 +7,15 @@ SOURCE_DATE_EPOCH, so the same inputs never bootstrap twice and changed inputs n
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
+import tarfile
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from vre import engine
 from vre.matrix import Bootstrap, Matrix, arch, arch_suffix
@@ -45,18 +50,19 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
                                  "or set flavors.<flavor>.base.reference in images/matrix.yaml")
     say(f"bootstrapping Debian {boot.suite} ({boot.variant}) with mmdebstrap into {ref}")
     cmd = ["mmdebstrap", f"--variant={boot.variant}", "--quiet"]
-    platform = []
     if matrix.platform:
         # A foreign arch runs its maintainer scripts under qemu-user (binfmt); arch-test tells whether it can.
         check_emulation(matrix.platform)
         cmd.append(f"--arch={arch(matrix.platform)}")
-        platform = ["--platform", matrix.platform]
     if boot.include:
         cmd.append("--include=" + ",".join(boot.include))
     cmd += [boot.suite, "-", boot.mirror]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(boot.source_date_epoch)}
+    if matrix.platform:
+        _load_foreign(cmd, env, ref, matrix.platform)
+        return ref
     rootfs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    imported = subprocess.run([engine.client(), "import", *platform, "--change", 'CMD ["bash"]', "-", ref],
+    imported = subprocess.run([engine.client(), "import", "--change", 'CMD ["bash"]', "-", ref],
                               stdin=rootfs.stdout, capture_output=True, env=engine.env())
     assert rootfs.stdout is not None and rootfs.stderr is not None  # both PIPE
     rootfs.stdout.close()
@@ -80,3 +86,33 @@ def check_emulation(platform: str) -> None:
         raise engine.EngineError(f"--platform {platform}: this machine cannot run {name} binaries "
                                  f"({found.stdout.strip() or found.stderr.strip()}): run `make setup-emulation` "
                                  "(qemu-user-static registers its binfmt handlers)")
+
+
+def _load_foreign(cmd: list[str], env: dict[str, str], ref: str, platform: str) -> None:
+    """Bootstrap a rootfs of another arch and load it as an image of that platform. `docker import --platform`
+    needs an experimental engine and otherwise records the engine's own arch, which BuildKit then refuses as a base
+    for `--platform`: the image is written as a `docker save` archive whose config names the platform."""
+    with tempfile.TemporaryDirectory(prefix="vre-base-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with layer.open("wb") as out:
+            made = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
+        if made.returncode != 0:
+            raise engine.EngineError(f"bootstrapping {ref} failed:\n{made.stderr.decode(errors='replace')}")
+        digest = hashlib.sha256()
+        with layer.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        config = json.dumps({
+            "architecture": arch(platform), "os": "linux", **({"variant": "v8"} if arch(platform) == "arm64" else {}),
+            "config": {"Cmd": ["bash"]}, "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+            "history": [{"created_by": " ".join(cmd)}]}).encode()
+        manifest = json.dumps([{"Config": "config.json", "RepoTags": [ref], "Layers": ["layer.tar"]}]).encode()
+        archive = Path(tmp) / "image.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(layer, "layer.tar")
+            for name, data in (("config.json", config), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        layer.unlink()
+        engine.docker("load", "--quiet", "--input", str(archive))
