@@ -30,7 +30,8 @@ def base_ref(matrix: Matrix, flavor: str) -> str:
     if base.reference:
         return base.reference
     assert base.bootstrap is not None  # the matrix gives exactly one of reference and bootstrap
-    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap)}{arch_suffix(matrix.platform)}"
+    key = bootstrap_key(base.bootstrap)
+    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{key}{arch_suffix(matrix.platform)}"
 
 
 def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda _: None) -> str:
