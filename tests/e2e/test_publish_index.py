@@ -137,3 +137,16 @@ def test_the_pulled_index_runs_as_its_platform(published, platform):
         assert out.decode().strip() == UNAME[platform]
     finally:
         engine.docker("image", "rm", ref, check=False)
+
+
+def test_each_platforms_image_needs_its_own_passing_test(two_platforms, real_matrix, tmp_path):
+    """Neither image has a verdict in this workspace: both are refused, the arm64 one with its --platform command."""
+    target, images = two_platforms
+    need = "has no passing test on record"
+    with pytest.raises(publish.PublishError) as refused:
+        publish.plan(real_matrix, [target], "127.0.0.1:1/none", workspace=Workspace(tmp_path / ".vre"))
+    message = " ".join(str(refused.value).split())
+    assert f"{target.ref} (image {images['linux/amd64'].removeprefix('sha256:')[:12]}) {need}" in message
+    arm = replace(target, platform="linux/arm64").ref
+    assert f"{arm} (image {images['linux/arm64'].removeprefix('sha256:')[:12]}) {need}" in message
+    assert f"run `vre test {target.image} --flavor debian --platform linux/arm64`" in message
