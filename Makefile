@@ -2,21 +2,33 @@
 PYTHON ?= python3
 VRE ?= vre
 FLAVOR ?= debian
+## Another platform of the matrix, emulated by qemu-user (README "arm64"): make images PLATFORM=linux/arm64 builds and
+## tests what Debian can give arm64, base-geo and deep-learning cpu (desktop needs otb-qgis: amd64 only).
+PLATFORM ?=
+ifneq ($(PLATFORM),)
+IMAGES ?= base-geo deep-learning
+VARIANT ?= cpu
+endif
+PLATFORM_ARGS = $(if $(VARIANT),--variant $(VARIANT)) $(if $(PLATFORM),--platform $(PLATFORM))
 
-.PHONY: setup images build test-images lint test list lock env bench bench-hackathon clean
+.PHONY: setup setup-emulation images build test-images lint test list lock env bench bench-hackathon clean
 
 setup:
 	bash scripts/setup.sh
 
-## The main job: build and test every image of the matrix that can be built here (the debian flavor).
-images: setup
-	$(VRE) build --flavor $(FLAVOR) --test
+## qemu-user-static, binfmt-support and arch-test, for PLATFORM=linux/arm64 (not in `make setup`: CI needs none).
+setup-emulation:
+	bash scripts/setup-emulation.sh
 
-build: setup
-	$(VRE) build --flavor $(FLAVOR)
+## The main job: build and test every image of the matrix that can be built here (the debian flavor).
+images: setup $(if $(PLATFORM),setup-emulation)
+	$(VRE) build $(IMAGES) --flavor $(FLAVOR) $(PLATFORM_ARGS) --test
+
+build: setup $(if $(PLATFORM),setup-emulation)
+	$(VRE) build $(IMAGES) --flavor $(FLAVOR) $(PLATFORM_ARGS)
 
 test-images:
-	$(VRE) test --flavor $(FLAVOR)
+	$(VRE) test $(IMAGES) --flavor $(FLAVOR) $(PLATFORM_ARGS)
 
 ## The linters (ruff, mypy --strict on src/vre, shellcheck on every shell script of images/, scripts/, .ci/).
 lint:

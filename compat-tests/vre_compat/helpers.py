@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -23,6 +24,17 @@ import pytest
 
 VRE_DIR = Path("/opt/vre")  # the image's own description: layers.txt, layers/<layer>/, manifest.json
 DEFAULT_LAYERS_FILE = VRE_DIR / "layers.txt"
+
+# Debian builds no Orfeo ToolBox for arm64 (bookworm, bookworm-backports, trixie: no otb-bin, no libotb-apps), so the
+# arm64 images go without it (base-geo's apt.txt: `otb-bin [amd64]`); on every other platform a missing OTB fails.
+NO_OTB_MACHINES = ("aarch64",)
+NO_OTB = "Debian builds no Orfeo ToolBox for arm64: the arm64 images have no OTB (otbcli, otbApplication, pyotb)"
+
+
+def otb_expected() -> bool:
+    """Whether this image must have OTB: everywhere but on the platforms Debian builds none for."""
+    return platform.machine() not in NO_OTB_MACHINES
+
 
 # 10 m pixels near Toulouse, UTM zone 31N (EPSG:32631): north-up, upper-left corner at (360000, 4830000).
 UTM31_GEOTRANSFORM = (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0)

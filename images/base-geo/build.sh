@@ -13,6 +13,7 @@
 #   $1/usr/local/etc/jupyter/jupyter_server_config.py (not OTB: the layer's Jupyter config, see the end)
 #   $1/usr/lib/otb/applications -> symlink to Debian's multiarch application directory, an
 #     arch-independent value for OTB_APPLICATION_PATH (and where pyotb looks by itself)
+#   (only the Jupyter config on an arch Debian builds no OTB for: arm64)
 # Runtime needs: otb-bin/libotb-apps and python3-numpy (all from the image's apt.txt).
 set -eu
 
@@ -23,6 +24,18 @@ out=$(cd "$out" && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 t0=$(date +%s)
 step() { echo "[build.sh +$(( $(date +%s) - t0 ))s] $*"; }
+
+# Not OTB: base-geo's Jupyter server config (the proxy's host allowlist for Dask dashboards), in the system config
+# directory, beside what other layers put in their own files there or in the environment's.
+install -D -m 0644 "$here/jupyter_server_config.py" "$out/usr/local/etc/jupyter/jupyter_server_config.py"
+
+# Debian builds no OTB for some architectures (arm64): apt.txt's `[amd64]` leaves it out there, and the layer's lock
+# then pins no libotb-apps for this one. No OTB, no bindings to build (pyotb is not installed there either).
+arch=$(dpkg --print-architecture)
+if ! awk -v a="$arch" '$1 == a && $2 == "libotb-apps" { found = 1 } END { exit !found }' "$here/apt.lock"; then
+  step "no OTB for $arch (apt.lock pins no libotb-apps for it): no Python bindings to build"
+  exit 0
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -138,8 +151,5 @@ python3 -m compileall -q --invalidation-mode checked-hash "$site/otbApplication.
 # Smoke test from $out (otb-smoke-test.py).
 step "smoke test"
 env -u OTB_APPLICATION_PATH LD_BIND_NOW=1 PYTHONPATH="$site" python3 "$here/otb-smoke-test.py"
-# Not OTB: base-geo's Jupyter server config (the proxy's host allowlist for Dask dashboards), in the system config
-# directory, beside what other layers put in their own files there or in the environment's.
-install -D -m 0644 "$here/jupyter_server_config.py" "$out/usr/local/etc/jupyter/jupyter_server_config.py"
 step "done"
 find "$out" -mindepth 1 \( -type f -o -type l \) -exec ls -ld {} +

@@ -234,3 +234,37 @@ def test_release_notes_and_sboms_read_a_layers_apt_lock_for_their_platform(tmp_p
     assert [(p.name, p.version, p.hashes) for p in amd64] == [("jq", "1.6-2.1", (("SHA-256", "a" * 64),)),
                                                               ("libjq1", "1.6-2.1", (("SHA-256", "b" * 64),))]
     assert [p.name for p in layer_locks(tmp_path, "geo", "linux-aarch64")["apt"]] == ["jq"]
+
+
+def test_an_arch_qualifier_leaves_a_package_out_there_and_the_lock_says_so(project):
+    # vre-geo has no arm64 build (the fixture mirror, as Debian's OTB): `[amd64]` locks arm64 without it.
+    geo = project / "environments" / "debian" / "geo"
+    (geo / "apt.txt").write_text("vre-geo [amd64]  # amd64 only\nvre-extra\n")
+    m = load(project)
+    lock_all(m)
+    assert pins(geo / "apt.lock") == {("amd64", "vre-geo"): "1.0", ("amd64", "vre-extra"): "1.0",
+                                      ("arm64", "vre-extra"): "1.0"}
+    assert lock_apt.unavailable(geo / "apt.lock") == {}
+    assert lock_apt.left_out_of(geo / "apt.lock") == {"arm64": ["vre-geo"]}
+    assert lock_apt.unavailable(project / "environments" / "debian" / "child" / "apt.lock") == {}
+    (geo / "apt.txt").write_text("vre-geo [!arm64]  # the same, said the other way\nvre-extra\n")
+    assert lock_apt.stale(m, m.targets["geo/debian"]) == ["environments/debian/geo/apt.lock: stale"]
+
+
+@pytest.mark.parametrize("text, arch, expected", [
+    ("a b\nc [amd64] d\n", "arm64", ["a", "b", "d"]),
+    ("c [amd64 arm64]\n", "arm64", ["c"]),
+    ("c [!arm64] # c [arm64]\n", "arm64", []),
+    ("c [!arm64]\n", "amd64", ["c"]),
+    ("c/bookworm-backports [amd64]\n", None, ["c/bookworm-backports"]),
+])
+def test_apt_txt_entries_by_arch(tmp_path, text, arch, expected):
+    (tmp_path / "apt.txt").write_text(text)
+    assert lock_apt.wanted(tmp_path / "apt.txt", arch) == expected
+
+
+@pytest.mark.parametrize("text", ["c [i386]\n", "c [!amd64 arm64]\n", "c []\n", "c [amd64\n", "c ]\n"])
+def test_a_bad_arch_qualifier_is_named_with_its_line(tmp_path, text):
+    (tmp_path / "apt.txt").write_text("ok\n" + text)
+    with pytest.raises(LockError, match=r"apt.txt:2: .*(arch|\[)"):
+        lock_apt.wanted(tmp_path / "apt.txt")

@@ -60,6 +60,22 @@ def test_targets_expand_variants_and_order_parents_first(tmp_path):
     assert m.targets["c/debian/gpu"].layers[0].spec_dir == tmp_path / "environments/debian/c-gpu"
 
 
+def test_another_platform_gets_its_own_local_tags_and_base(tmp_path):
+    from vre.build.base import base_ref
+    from vre.build.run import platform_args
+
+    spec = good() | {"platforms": ["linux/amd64", "linux/arm64"]}
+    m = load(write(tmp_path, spec))
+    arm = m.on_platform("linux/arm64")
+    assert arm.targets["c/debian/gpu"].ref == "t/c:debian-gpu-arm64" and arm.targets["c/debian/gpu"].tag == "debian-gpu"
+    assert arm.foundation_ref("debian") == "t/foundation:debian-arm64"
+    assert base_ref(arm, "debian") == base_ref(m, "debian") + "-arm64"
+    assert platform_args(arm) == ["--platform", "linux/arm64"] and platform_args(m) == []
+    assert m.on_platform(None) is m and m.targets["a/debian"].ref == "t/a:debian"  # the engine's own: as before
+    with pytest.raises(MatrixError, match=r"platforms: no 'linux/arm64' \(expected one of: linux/amd64\)"):
+        load(write(tmp_path, good())).on_platform("linux/arm64")
+
+
 def test_select_builds_only_what_is_needed(tmp_path):
     m = load(write(tmp_path, good()))
     assert [t.key for t in m.select(["a"])] == ["a/debian"]

@@ -7,14 +7,18 @@ SOURCE_DATE_EPOCH, so the same inputs never bootstrap twice and changed inputs n
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
+import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from vre import engine
-from vre.matrix import Bootstrap, Matrix
+from vre.matrix import Bootstrap, Matrix, arch, arch_suffix
 
 
 def dpkg_excludes(matrix: Matrix) -> Path:
@@ -32,7 +36,8 @@ def base_ref(matrix: Matrix, flavor: str) -> str:
     if base.reference:
         return base.reference
     assert base.bootstrap is not None  # the matrix gives exactly one of reference and bootstrap
-    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{bootstrap_key(base.bootstrap, dpkg_excludes(matrix))}"
+    key = bootstrap_key(base.bootstrap, dpkg_excludes(matrix))
+    return f"{matrix.spec.name}/base:{base.bootstrap.suite}-{key}{arch_suffix(matrix.platform)}"
 
 
 def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda _: None) -> str:
@@ -52,12 +57,19 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
                                  "or set flavors.<flavor>.base.reference in images/matrix.yaml")
     say(f"bootstrapping Debian {boot.suite} ({boot.variant}) with mmdebstrap into {ref}")
     cmd = ["mmdebstrap", f"--variant={boot.variant}", "--quiet"]
+    if matrix.platform:
+        # A foreign arch runs its maintainer scripts under qemu-user (binfmt); arch-test tells whether it can.
+        check_emulation(matrix.platform)
+        cmd.append(f"--arch={arch(matrix.platform)}")
     if boot.include:
         cmd.append("--include=" + ",".join(boot.include))
     if dpkg_excludes(matrix).is_file():
         cmd.append(f"--dpkgopt={dpkg_excludes(matrix)}")  # a file: mmdebstrap copies its lines into dpkg.cfg.d
     cmd += [boot.suite, "-", boot.mirror]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(boot.source_date_epoch)}
+    if matrix.platform:
+        _load_foreign(cmd, env, ref, matrix.platform)
+        return ref
     rootfs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     imported = subprocess.run([engine.client(), "import", "--change", 'CMD ["bash"]', "-", ref],
                               stdin=rootfs.stdout, capture_output=True, env=engine.env())
@@ -69,3 +81,47 @@ def ensure_base(matrix: Matrix, flavor: str, say: Callable[[str], None] = lambda
             engine.docker("image", "rm", ref, check=False)  # a partial rootfs must never be cached
         raise engine.EngineError(f"bootstrapping {ref} failed:\n{err}{imported.stderr.decode(errors='replace')}")
     return ref
+
+
+def check_emulation(platform: str) -> None:
+    """Fail early, saying what to install, when this machine can run neither natively nor under emulation the
+    binaries of `platform` (arch-test runs a tiny binary of that arch)."""
+    name = arch(platform)
+    if not shutil.which("arch-test"):
+        raise engine.EngineError(f"--platform {platform}: arch-test not found: run `make setup-emulation` (installs "
+                                 "qemu-user-static, binfmt-support and arch-test)")
+    found = subprocess.run(["arch-test", name], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise engine.EngineError(f"--platform {platform}: this machine cannot run {name} binaries "
+                                 f"({found.stdout.strip() or found.stderr.strip()}): run `make setup-emulation` "
+                                 "(qemu-user-static registers its binfmt handlers)")
+
+
+def _load_foreign(cmd: list[str], env: dict[str, str], ref: str, platform: str) -> None:
+    """Bootstrap a rootfs of another arch and load it as an image of that platform. `docker import --platform`
+    needs an experimental engine and otherwise records the engine's own arch, which BuildKit then refuses as a base
+    for `--platform`: the image is written as a `docker save` archive whose config names the platform."""
+    with tempfile.TemporaryDirectory(prefix="vre-base-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with layer.open("wb") as out:
+            made = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
+        if made.returncode != 0:
+            raise engine.EngineError(f"bootstrapping {ref} failed:\n{made.stderr.decode(errors='replace')}")
+        digest = hashlib.sha256()
+        with layer.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        config = json.dumps({
+            "architecture": arch(platform), "os": "linux", **({"variant": "v8"} if arch(platform) == "arm64" else {}),
+            "config": {"Cmd": ["bash"]}, "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+            "history": [{"created_by": " ".join(cmd)}]}).encode()
+        manifest = json.dumps([{"Config": "config.json", "RepoTags": [ref], "Layers": ["layer.tar"]}]).encode()
+        archive = Path(tmp) / "image.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(layer, "layer.tar")
+            for name, data in (("config.json", config), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        layer.unlink()
+        engine.docker("load", "--quiet", "--input", str(archive))

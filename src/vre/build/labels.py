@@ -7,6 +7,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 
 from vre.build.hashing import lock_hash
+from vre.lock.apt import DEB_ARCH, SPEC, left_out
 from vre.matrix import Matrix, Target
 
 
@@ -23,7 +24,11 @@ def labels(matrix: Matrix, target: Target) -> dict[str, str]:
     # The commit time, not the wall clock: a rebuild of the same commit yields the same image config.
     stamp = git(matrix.root, "log", "-1", "--format=%ct") or "0"
     created = datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # What the layers' apt.txt leave out on the platform built for (e.g. OTB on arm64): said on the image itself.
+    specs = [layer.spec_dir / SPEC for layer in matrix.image_layers(target.key) if target.platform]
+    missing = sorted({name for spec in specs if spec.is_file() for name in left_out(spec, DEB_ARCH[target.platform])})
     return {
+        **({"io.eo-vre.left-out": " ".join(missing)} if missing else {}),
         "org.opencontainers.image.source": git(matrix.root, "remote", "get-url", "origin") or str(matrix.root),
         "org.opencontainers.image.revision": revision,
         "org.opencontainers.image.created": created,

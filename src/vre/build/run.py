@@ -57,13 +57,18 @@ def build_foundation(matrix: Matrix, flavor_name: str, options: BuildOptions, pr
     ref = matrix.foundation_ref(flavor_name)
     result = BuildResult(key=f"foundation/{flavor_name}", ref=ref)
     base = ensure_base(matrix, flavor_name, progress.note)
-    args = ["--target", flavor_name, "--build-arg", f"BASE_IMAGE={base}", "-f",
+    args = [*platform_args(matrix), "--target", flavor_name, "--build-arg", f"BASE_IMAGE={base}", "-f",
             str(matrix.root / "images" / "foundation" / "Dockerfile")]
     image_id = _run_build(args, matrix.root / "images" / "foundation", result, options,
                           _workspace(matrix, options), progress)
     if image_id:
         _tag(result, image_id, progress)
     return result
+
+
+def platform_args(matrix: Matrix) -> list[str]:
+    """BuildKit's --platform for a matrix built for another platform than the engine's (emulated by qemu-user)."""
+    return ["--platform", matrix.platform] if matrix.platform else []
 
 
 def content_ref(ref: str) -> str:
@@ -98,7 +103,8 @@ def build_target(matrix: Matrix, target: Target, options: BuildOptions, progress
     dockerfile = target.layers[-1].image_dir / "Dockerfile"
     if not dockerfile.is_file():
         dockerfile = matrix.root / "images" / "layer.Dockerfile"
-    args = ["-f", str(dockerfile), "--build-arg", f"BASE_IMAGE={parent_base(matrix, target, options)}",
+    args = [*platform_args(matrix), "-f", str(dockerfile),
+            "--build-arg", f"BASE_IMAGE={parent_base(matrix, target, options)}",
             "--build-arg", "VRE_LAYERS=" + " ".join(layer.name for layer in target.layers),
             "--build-arg", f"VRE_VARIANT={target.variant or ''}"]
     labelled = [*args, *(arg for name, value in labels(matrix, target).items()

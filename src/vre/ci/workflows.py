@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from vre.lock.conda.recipechannel import RECIPES_CHANNEL_ENV
-from vre.matrix import Matrix, MatrixError, Target
+from vre.matrix import Matrix, MatrixError, Target, arch
 
 OUTPUT = Path("ci") / "github"
 DEFAULT_BRANCH = "main"
@@ -52,10 +52,6 @@ def job_id(*parts: str) -> str:
 
 def build_id(target: Target, platform: str) -> str:
     return job_id("build", target.key, arch(platform))
-
-
-def arch(platform: str) -> str:
-    return platform.split("/")[1]
 
 
 def _uses(name: str) -> str:

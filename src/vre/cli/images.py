@@ -11,7 +11,7 @@ from rich.tree import Tree
 
 from vre.build import DEFAULT_CA, BuildOptions, BuildResult, build
 from vre.build.base import base_ref
-from vre.cli.options import DEFAULT_MATRIX, FlavorOpt, ImagesArg, MatrixOpt, VariantOpt, named, select
+from vre.cli.options import DEFAULT_MATRIX, FlavorOpt, ImagesArg, MatrixOpt, PlatformOpt, VariantOpt, named, select
 from vre.cli.report import Row, console, progress, summary
 from vre.engine import EngineError
 from vre.errors import USAGE, Interrupted, VreError
@@ -97,9 +97,10 @@ def build_cmd(
     parent_image: Annotated[Optional[str], typer.Option(
         help="build only the named image (not its parents), on this image (e.g. its parent, pulled from a "
              "registry by a CI job)")] = None,
+    platform: PlatformOpt = None,
 ) -> None:
     """Build images (and the parents they need), parents first."""
-    m, targets = select(matrix, images, flavor, variant)
+    m, targets = select(matrix, images, flavor, variant, platform)
     if parent_image:
         targets = [t for t in targets if t.image in (images or ())]
         if len(targets) != 1:
@@ -128,13 +129,14 @@ def test_cmd(
     gpu: Annotated[bool, typer.Option("--gpu", help="pass the host's GPUs to the container (--gpus all)")] = False,
     browser: Annotated[bool, typer.Option(
         "--browser/--no-browser", help="also run the browser tests for images with a desktop or an IDE")] = True,
+    platform: PlatformOpt = None,
 ) -> None:
     """Run the compat suite inside built images. Arguments after `--` go to pytest (e.g. -- -k proj)."""
     # Click hands what follows `--` to the variadic IMAGES: pytest's arguments start at the first option there.
     split = next((i for i, arg in enumerate(images or ()) if arg.startswith("-")), len(images or ()))
     images, pytest_args = (images or [])[:split], [*(images or [])[split:], *ctx.args]
     # The named images only: testing an image needs no parent image (a CI job has only the one it built).
-    m, targets = named(matrix, images, flavor, variant)
+    m, targets = named(matrix, images, flavor, variant, platform)
     rows = [Row(t.image, t.flavor, t.variant or "") for t in targets]
     _test_rows(rows, targets, m, gpu=gpu, pytest_args=pytest_args, browser=browser)
     _finish(rows, "test")

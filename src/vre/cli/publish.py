@@ -19,12 +19,13 @@ from vre.release import tags as release_tags
 
 def _table(plans: list[publishing.Plan], pushed: list[publishing.Pushed], registry: str) -> Table:
     table = Table(title=f"published to {registry}")
-    for column in ("image", "flavor", "variant", "digest", "immutable tags", "moving tags"):
+    for column in ("image", "flavor", "variant", "platforms", "digest", "immutable tags", "moving tags"):
         table.add_column(column)
     for p in plans:
-        mine = [x for x in pushed if x.key == p.target.key]
-        table.add_row(p.target.image, p.target.flavor, p.target.variant or "-", mine[0].digest if mine else "-",
-                      " ".join(p.immutable), " ".join(p.moving))
+        # an index's digest when the image has several platforms (each also under its tags suffixed with the arch)
+        mine = sorted((x for x in pushed if x.key == p.target.key), key=lambda x: not x.platforms)
+        table.add_row(p.target.image, p.target.flavor, p.target.variant or "-", " ".join(sorted(p.images)) or "-",
+                      mine[0].digest if mine else "-", " ".join(p.immutable), " ".join(p.moving))
     return table
 
 

@@ -41,6 +41,9 @@ DEB_ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
 ARCHS = tuple(sorted(DEB_ARCH.values()))
 ALWAYS = ("apt",)  # mmdebstrap's minbase: Essential and Priority: required packages, plus apt
 LINE = re.compile(r"^(?P<arch>[a-z0-9]+) (?P<name>[a-z0-9][a-z0-9+.-]*) (?P<version>\S+) (?P<sha256>[0-9a-f]{64})$")
+# An apt.txt entry: a package name, maybe with an architecture qualifier (`otb-bin [amd64]`, `foo [!arm64]`).
+QUALIFIED = re.compile(r"(?P<name>[^\s\[\]]+)(?:\s*\[(?P<archs>[^\]]*)\])?")
+LEFT_OUT = re.compile(r"^# left out on (?P<arch>[a-z0-9]+): (?P<names>[^(]*?) \(", re.M)
 UNAVAILABLE = re.compile(r"^# unavailable (?P<arch>[a-z0-9]+): (?P<why>.*)$", re.M)
 OMITTED = re.compile(r"^# omitted (?P<arch>[a-z0-9]+) (?P<name>[a-z0-9][a-z0-9+.-]*) (?P<version>\S+)$", re.M)
 STAND_IN = "vre-omitted-"  # the stand-in package's name prefix (images/foundation/vre-install makes them)
@@ -94,24 +97,59 @@ def parse(text: str, where: str) -> tuple[str | None, list[Pin]]:
     return (recorded["hash"] if recorded else None), pins
 
 
-def _entries(spec: Path) -> list[str]:
-    return [word for line in spec.read_text().splitlines() for word in line.split("#", 1)[0].split()]
+def entries(spec: Path) -> list[tuple[str, frozenset[str], bool]]:
+    """(package, archs, negated) of every entry of an apt.txt: `name` (every arch), `name [amd64]` (only there) or
+    `name [!arm64]` (everywhere but there), Debian's Build-Depends notation; a bad qualifier is a LockError naming the
+    line."""
+    found = []
+    for number, line in enumerate(spec.read_text().splitlines(), 1):
+        text = line.split("#", 1)[0]
+        for match in QUALIFIED.finditer(text):
+            words = (match["archs"] or "").split()
+            negated = {w.startswith("!") for w in words}
+            archs = frozenset(w.lstrip("!") for w in words)
+            if match["archs"] is not None and (not words or len(negated) != 1 or not archs <= set(ARCHS)):
+                raise LockError(f"{spec}:{number}: {match[0].strip()!r}: expected `name [arch ...]` or "
+                                f"`name [!arch ...]` with archs among {', '.join(ARCHS)}")
+            found.append((match["name"], archs, negated == {True}))
+        if QUALIFIED.sub("", text).strip():
+            raise LockError(f"{spec}:{number}: {text.strip()!r}: expected package names, each maybe followed by "
+                            "[arch ...] or [!arch ...]")
+    return found
 
 
-def wanted(spec: Path) -> list[str]:
-    """The package names of an apt.txt (comments and blank lines ignored; `name/suite` kept for apt)."""
-    return [word for word in _entries(spec) if not word.startswith("!")]
+def _for_arch(spec: Path, arch: str | None) -> list[str]:
+    return [name for name, archs, negated in entries(spec) if arch is None or not archs or (arch in archs) != negated]
 
 
-def omitted_names(spec: Path) -> list[str]:
-    """The packages an apt.txt omits (`!name`): dependencies the image does without."""
-    return [word[1:] for word in _entries(spec) if word.startswith("!")]
+def wanted(spec: Path, arch: str | None = None) -> list[str]:
+    """The package names of an apt.txt (comments and blank lines ignored; `name/suite` kept for apt): those it wants
+    on `arch` (a Debian arch), or every one named when arch is None."""
+    return [name for name in _for_arch(spec, arch) if not name.startswith("!")]
+
+
+def omitted_names(spec: Path, arch: str | None = None) -> list[str]:
+    """The packages an apt.txt omits (`!name`) on `arch`: dependencies the image does without."""
+    return [name[1:] for name in _for_arch(spec, arch) if name.startswith("!")]
 
 
 def omitted(path: Path) -> list[Pin]:
     """The stand-ins a lock records (`# omitted <arch> <name> <version>`), as pins without a sha256."""
     text = path.read_text() if path.is_file() else ""
     return [Pin(sha256="", **m.groupdict()) for m in OMITTED.finditer(text)]
+
+
+def qualified(spec: Path) -> list[str]:
+    """The entries of an apt.txt as written (with their qualifiers), for the lock's input hash."""
+    return [name + (f" [{'!' if negated else ''}{' '.join(sorted(archs))}]" if archs else "")
+            for name, archs, negated in entries(spec)]
+
+
+def left_out(spec: Path, arch: str) -> list[str]:
+    """The packages of an apt.txt that `arch` goes without (by its qualifiers)."""
+    every = wanted(spec)
+    here = set(wanted(spec, arch))
+    return [name for name in every if name not in here]
 
 
 def _source_lines(path: Path) -> list[str]:
@@ -163,7 +201,7 @@ def _layer_unit(matrix: Matrix, layer: Layer, chain: list[AptUnit]) -> AptUnit |
 
 
 def input_hash(unit: AptUnit, archs: tuple[str, ...]) -> str:
-    parts = [" ".join(sorted(archs)), "\n".join(unit.sources), " ".join(_entries(unit.spec)), str(unit.bootstrap)]
+    parts = [" ".join(sorted(archs)), "\n".join(unit.sources), " ".join(qualified(unit.spec)), str(unit.bootstrap)]
     parts += [below.lock_path.read_text() if below.lock_path.is_file() else f"{below.name}: no lock"
               for below in unit.below]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
@@ -275,10 +313,10 @@ def solve(unit: AptUnit, arch: str, workdir: Path, keep: dict[str, str]) -> tupl
     if missing:
         raise LockError(f"{unit.shown}: lock {', '.join(missing)} first (the layers below)")
     stand_ins = [p for u in unit.below for p in omitted(u.lock_path) if p.arch == arch]
-    names = wanted(unit.spec) + ([*root.base_set(), *unit.bootstrap] if unit.bootstrap is not None else [])
+    names = wanted(unit.spec, arch) + ([*root.base_set(), *unit.bootstrap] if unit.bootstrap is not None else [])
     try:
         own = [Pin(arch=arch, name=name, version=keep.get(STAND_IN + name) or root.candidate(name), sha256="")
-               for name in omitted_names(unit.spec)]
+               for name in omitted_names(unit.spec, arch)]
         root.mark_installed(below, stand_ins + own)
         newest = root.resolve(names)
         kept = [f"{p.name}={keep[p.name]}" for p in newest if keep.get(p.name, p.version) != p.version]
@@ -287,6 +325,11 @@ def solve(unit: AptUnit, arch: str, workdir: Path, keep: dict[str, str]) -> tupl
         raise LockError(f"{unit.shown} ({arch}): {e}\nRelax apt.txt, update the layer below first, or release a "
                         "package whose locked version the mirror no longer has with `vre lock --update NAME`."
                         ) from None
+
+
+def left_out_of(path: Path) -> dict[str, list[str]]:
+    """arch -> the packages a lock's apt.txt does not want there (recorded as `# left out on <arch>: <names> ...`)."""
+    return {m["arch"]: m["names"].split() for m in LEFT_OUT.finditer(path.read_text())} if path.is_file() else {}
 
 
 def unavailable(path: Path) -> dict[str, str]:
@@ -332,6 +375,8 @@ def lock_unit(unit: AptUnit, arch_list: tuple[str, ...], workdir: Path, *, check
               "<arch> <name> <version> <sha256>\n")
     header += "".join(f"# unavailable {arch}: {why}\n" for arch, why in missing.items())
     header += "".join(f"# omitted {p.arch} {p.name} {p.version}\n" for p in sorted(stand_ins))
+    header += "".join(f"# left out on {arch}: {' '.join(names)} ({SPEC}'s arch qualifiers)\n"
+                      for arch in arch_list if (names := left_out(unit.spec, arch)))
     unit.lock_path.write_text(header + "".join(p.line() + "\n" for p in sorted(pins)))
     report.status = "locked"
     report.changes = [f"! {arch} unavailable: {why[:160]}" for arch, why in missing.items()] + changes(previous, pins)

@@ -6,7 +6,7 @@ Everything is checked before anything is built: an error names the file, the fie
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -110,6 +110,9 @@ class Target:
     layers: tuple[Layer, ...]
     platforms: tuple[str, ...]
     repository: str  # e.g. eo-vre/base-geo
+    # The platform asked for (`--platform`), "" for the engine's own: the local tag then ends in its arch, since one
+    # engine's local tag names one image of one platform (the registry's index joins them, see vre.publish).
+    platform: str = ""
 
     @property
     def key(self) -> str:
@@ -121,7 +124,17 @@ class Target:
 
     @property
     def ref(self) -> str:
-        return f"{self.repository}:{self.tag}"
+        return f"{self.repository}:{self.tag}{arch_suffix(self.platform)}"
+
+
+def arch(platform: str) -> str:
+    """linux/arm64 -> arm64"""
+    return platform.split("/")[-1]
+
+
+def arch_suffix(platform: str) -> str:
+    """What a local tag built for `platform` ends in ("" for the engine's own platform)."""
+    return f"-{arch(platform)}" if platform else ""
 
 
 @dataclass(frozen=True)
@@ -130,9 +143,21 @@ class Matrix:
     root: Path  # the repository the matrix belongs to
     spec: MatrixFile
     targets: dict[str, Target]  # parents before children
+    platform: str = ""  # the platform every target is built for ("" for the engine's own), see on_platform
 
     def foundation_ref(self, flavor: str) -> str:
-        return f"{self.spec.name}/foundation:{flavor}"
+        return f"{self.spec.name}/foundation:{flavor}{arch_suffix(self.platform)}"
+
+    def on_platform(self, platform: str | None) -> Matrix:
+        """The matrix as built for `platform` (e.g. linux/arm64, under emulation on another machine): its targets'
+        local tags end in the arch; None or "" is the engine's own platform."""
+        if not platform:
+            return self
+        if platform not in self.spec.platforms:
+            raise MatrixError(f"{self.path}: platforms: no {platform!r} (expected one of: "
+                              f"{', '.join(self.spec.platforms)})")
+        return replace(self, platform=platform,
+                       targets={key: replace(t, platform=platform) for key, t in self.targets.items()})
 
     def select(self, images: list[str] | None = None, flavors: list[str] | None = None,
                variants: list[str] | None = None) -> list[Target]:

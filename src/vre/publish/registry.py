@@ -1,10 +1,14 @@
-"""Push tested images to an OCI registry with the Docker CLI (docker tag, push, manifest inspect).
+"""Push tested images to an OCI registry with the Docker CLI (docker tag, push, manifest inspect/create/push).
 
 A run checks everything before its first push: each image is built, the test verdict on its very image id passed
 (`vre test` keeps it, see vre.verify.verdicts.record), the registry answers and takes our credentials, and each
 immutable tag is free or already names that image. Then it pushes every image's immutable tags, and only once all
 of them are in, the moving tags. A failure stops the run and says exactly what was pushed: a moving tag never moves
 to an image whose siblings of the same run are missing, and an immutable tag never moves at all.
+
+An image built for several platforms (`vre build --platform linux/arm64` beside the native build) is published as one
+multi-platform index under each tag, each platform's image under the same tag suffixed with its arch (`debian-arm64`):
+a pull of the tag or of the index's digest gets each machine its own platform's image.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import re
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, UTC
 from functools import cache
+from typing import Any
 
 from vre import engine
 from vre.errors import USAGE, VreError
-from vre.matrix import Matrix, Target
+from vre.matrix import Matrix, Target, arch
 from vre.progress import Progress
 from vre.release import tags
 from vre.verify import verdicts
@@ -36,6 +41,7 @@ TRANSIENT = re.compile(r"connection refused|connection reset|broken pipe|\bEOF\b
                        r"too many requests|\b(?:429|50[0-4])\b", re.I)
 NO_MANIFEST = re.compile(r"no such manifest|manifest unknown", re.I)
 DIGEST = re.compile(r"digest: (?P<digest>sha256:[0-9a-f]{64}) size: \d+")
+INDEX_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")  # what `docker manifest push` prints last
 INSPECT_TIMEOUT = 120.0
 PUSH_TIMEOUT = 3600.0
 
@@ -46,6 +52,7 @@ class Pushed:
     ref: str  # registry/repository:tag
     digest: str  # the manifest digest the tag names
     moving: bool
+    platforms: tuple[str, ...] = ()  # the platforms of the index the tag names; () for one platform's image
 
 
 class PublishError(VreError):
@@ -60,14 +67,25 @@ class AuthError(PublishError):
 
 @dataclass
 class Plan:
-    """One image to publish: the tested image id, where it goes, and which tags."""
+    """One image to publish: the tested image id (one per platform), where it goes, and which tags."""
 
     target: Target
-    image_id: str
+    image_id: str  # the native platform's (or the only) image
     repository: str  # <registry>/<matrix name>/<image>
     immutable: list[str]
     moving: list[str]
     kept: dict[str, str] = field(default_factory=dict)  # immutable tags naming another image (left alone): what
+    images: dict[str, str] = field(default_factory=dict)  # platform -> tested image id; several: an index
+
+    @property
+    def identity(self) -> str:
+        """What each of its tags names once pushed, as remote_image reports it."""
+        return index_identity(self.images) if len(self.images) > 1 else self.image_id
+
+
+def index_identity(images: dict[str, str]) -> str:
+    """An index by its platforms' image ids (config digests): `linux/amd64=sha256:…, linux/arm64=sha256:…`."""
+    return ", ".join(f"{platform}={image_id}" for platform, image_id in sorted(images.items()))
 
 
 @dataclass(frozen=True)
@@ -141,14 +159,37 @@ def remote_image(ref: str, registry: str, retry: Retry = Retry(), progress: Prog
         return None
     found = json.loads(out)
     if isinstance(found, list):
-        return "a multi-platform index"
+        return index_identity({_platform(entry.get("Descriptor", {}).get("platform", {})): _config(entry)
+                               for entry in found})
+    return _config(found)
+
+
+def _config(found: dict[str, Any]) -> str:
     manifest = found.get("SchemaV2Manifest") or found.get("OCIManifest") or {}
     return str(manifest.get("config", {}).get("digest", "an unknown manifest"))
 
 
+def _platform(platform: dict[str, str]) -> str:
+    return f"{platform.get('os', '?')}/{platform.get('architecture', '?')}"
+
+
+def platform_images(target: Target) -> dict[str, str]:
+    """platform -> the id of each local image of the target: the native build's tag (its own platform) and each
+    `--platform` build's (tag ending in the arch)."""
+    found: dict[str, str] = {}
+    for platform in ("", *target.platforms):
+        info = engine.inspect(replace(target, platform=platform).ref)
+        if info:
+            own = _platform({"os": info.get("Os", ""), "architecture": info.get("Architecture", "")})
+            if own in target.platforms:
+                found.setdefault(own, str(info["Id"]))
+    return found
+
+
 def _selector(target: Target) -> str:
     """The command-line words that select `target`."""
-    return f"{target.image} --flavor {target.flavor}" + (f" --variant {target.variant}" if target.variant else "")
+    return (f"{target.image} --flavor {target.flavor}" + (f" --variant {target.variant}" if target.variant else "")
+            + (f" --platform {target.platform}" if target.platform else ""))
 
 
 def _refusal(target: Target, image_id: str, workspace: Workspace) -> str | None:
@@ -166,6 +207,11 @@ def _refusal(target: Target, image_id: str, workspace: Workspace) -> str | None:
     return None
 
 
+def _as_built(target: Target, platform: str, image_id: str) -> Target:
+    """The target as the local image of `platform` was built: natively (its plain tag) or with --platform."""
+    return target if engine.image_id(target.ref) == image_id else replace(target, platform=platform)
+
+
 def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Workspace | None = None,
          day: date | None = None, retry: Retry = Retry(), progress: Progress = Progress()) -> list[Plan]:
     """Every check, nothing pushed: the images to publish with their tags, or a PublishError naming every refusal."""
@@ -176,14 +222,23 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
     refusals: list[str] = []
     plans: list[Plan] = []
     for target in targets:
-        image_id = engine.image_id(target.ref)
+        images = platform_images(target)
+        image_id = engine.image_id(target.ref) or next(iter(images.values()), None)
         info = engine.inspect(image_id) if image_id else None
         if not image_id or not info:
             refusals.append(f"{target.ref} is not built: run `vre build {_selector(target)} --test`")
             continue
-        why = _refusal(target, image_id, workspace)
-        if why:
-            refusals.append(why)
+        whys = [why for platform, one in sorted(images.items())
+                if (why := _refusal(_as_built(target, platform, one), one, workspace))]
+        if whys:
+            refusals += whys
+            continue
+        revisions = {platform: (engine.inspect(one) or {}).get("Config", {}).get("Labels", {}).get(
+            tags.REVISION_LABEL, "") for platform, one in images.items()}
+        if len(set(revisions.values())) > 1:
+            refusals.append(f"{target.ref}: its platforms' images were built from different trees ("
+                            + ", ".join(f"{p}: {r or 'unknown'}" for p, r in sorted(revisions.items()))
+                            + "): rebuild them from one commit")
             continue
         revision = (info["Config"].get("Labels") or {}).get(tags.REVISION_LABEL, "")
         found = tags.tags(matrix, target, revision, day)
@@ -191,13 +246,13 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
             progress.note(f"{target.ref}: built from {revision or 'an unknown tree'}, not a clean commit: "
                           "no revision tag")
         plans.append(Plan(target=target, image_id=image_id, repository=f"{registry}/{target.repository}",
-                          immutable=list(found.immutable), moving=list(found.moving)))
+                          immutable=list(found.immutable), moving=list(found.moving), images=images))
     if refusals:
         raise PublishError("nothing published:\n  " + "\n  ".join(refusals))
     for p in plans:  # the registry's side: reachable, our credentials, immutable tags that must not move
         for tag in list(p.immutable):
             named = remote_image(f"{p.repository}:{tag}", registry, retry, progress)
-            if named is not None and named != p.image_id:
+            if named is not None and named != p.identity:
                 p.immutable.remove(tag)
                 p.kept[tag] = named
                 progress.note(f"{p.repository}:{tag} already names {named}; an immutable tag never moves: left as is")
@@ -209,7 +264,31 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
     return plans
 
 
-def _push_tag(plan: Plan, tag: str, moving: bool, registry: str, retry: Retry, progress: Progress) -> Pushed:
+def _push_index(pushed: list[Pushed], plan: Plan, tag: str, moving: bool, registry: str, retry: Retry,
+                progress: Progress) -> None:
+    """Push each platform's image under `tag`-<arch>, then the index of them under `tag` (its digest pulls each
+    platform's image on a machine of that platform), appending each push to `pushed` as it lands."""
+    mine = []
+    for platform, image_id in sorted(plan.images.items()):
+        mine.append(_push_tag(plan, f"{tag}-{arch(platform)}", moving, registry, retry, progress, image_id))
+        pushed.append(mine[-1])
+        progress.pushed(mine[-1])
+    ref = f"{plan.repository}:{tag}"
+    insecure = ("--insecure",) if _insecure(_host(ref)) else ()
+    # The index is made from the manifests just pushed (by digest: a tag may move meanwhile), kept nowhere locally.
+    sources = [f"{plan.repository}@{p.digest}" for p in mine]
+    _docker(("manifest", "create", "--amend", *insecure, ref, *sources), registry, retry, progress, INSPECT_TIMEOUT)
+    _, out, _ = _docker(("manifest", "push", "--purge", *insecure, ref), registry, retry, progress, PUSH_TIMEOUT)
+    digest = out.strip().splitlines()[-1] if out.strip() else ""
+    if not INDEX_DIGEST.match(digest):
+        raise PublishError(f"docker manifest push {ref} printed no digest:\n{out[-1000:]}")
+    pushed.append(Pushed(key=plan.target.key, ref=ref, digest=digest, moving=moving,
+                         platforms=tuple(sorted(plan.images))))
+    progress.pushed(pushed[-1])
+
+
+def _push_tag(plan: Plan, tag: str, moving: bool, registry: str, retry: Retry, progress: Progress,
+              image_id: str = "") -> Pushed:
     """Push one tag of one image.
 
     One `docker push` per tag, never --all-tags: a push uploads the blobs first and PUTs the manifest under the tag
@@ -220,7 +299,7 @@ def _push_tag(plan: Plan, tag: str, moving: bool, registry: str, retry: Retry, p
     """
     ref = f"{plan.repository}:{tag}"
     # The tested image id, not the local tag: a build may have moved that tag since the checks.
-    engine.docker("tag", plan.image_id, ref)
+    engine.docker("tag", image_id or plan.image_id, ref)
     try:
         _, out, _ = _docker(("push", ref), registry, retry, progress, PUSH_TIMEOUT)
     finally:
@@ -247,6 +326,9 @@ def push(plans: list[Plan], registry: str, *, retry: Retry = Retry(), progress: 
         for moving in (False, True):
             for p in plans:
                 for tag in p.moving if moving else p.immutable:
+                    if len(p.images) > 1:
+                        _push_index(pushed, p, tag, moving, registry, retry, progress)
+                        continue
                     pushed.append(_push_tag(p, tag, moving, registry, retry, progress))
                     progress.pushed(pushed[-1])
     except PublishError as e:

@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel
 
 from vre import engine
+from vre.lock.apt import left_out_of
 from vre.release.packages import ECOSYSTEMS, Package
 from vre.sizes import human_size
 
@@ -42,6 +43,8 @@ class Manifest(BaseModel):
     size: int = 0  # bytes
     image_layers: list[ImageLayer] = []  # oldest first
     packages: dict[str, list[Package]] = {}  # ecosystem (apt, pip, conda, npm) -> packages, sorted
+    # Debian packages its layers want elsewhere but not on its platform (apt.txt's `[arch]`, e.g. OTB: amd64 only)
+    left_out: list[str] = []
 
     def count(self, ecosystem: str) -> int:
         return len(self.packages.get(ecosystem, []))
@@ -103,8 +106,11 @@ def collect(image: str, vre_dir: Path, ref: str | None = None) -> Manifest:
                   for name, spec in installed.get("conda", {}).items()],
         "npm": [Package(name=name, version=version) for name, version in probe["npm"]],
     }
+    arch = info.get("Architecture", "")
+    left_out = sorted({name for lock in vre_dir.glob("layers/*/apt.lock") for name in left_out_of(lock).get(arch, [])})
     return Manifest(
-        ref=ref or image, image_id=info["Id"], revision=labels.get("org.opencontainers.image.revision", ""),
+        left_out=left_out, ref=ref or image, image_id=info["Id"],
+        revision=labels.get("org.opencontainers.image.revision", ""),
         created=labels.get("org.opencontainers.image.created", ""), flavor=installed.get("flavor", ""),
         variant=labels.get("io.eo-vre.variant", ""), layers=installed.get("layers", []),
         platform=f"{info.get('Os', 'linux')}/{info.get('Architecture', '')}",
@@ -127,6 +133,9 @@ def markdown(manifest: Manifest) -> str:
             ("variant", manifest.variant or "-"), ("revision", f"`{manifest.revision}`" if manifest.revision else "-"),
             ("created", manifest.created or "-"), ("platform", f"{manifest.platform} ({manifest.os})"),
             ("size", f"{human_size(manifest.size)} in {len(manifest.image_layers)} layers"), ("packages", counts)]
+    if manifest.left_out:
+        rows.append(("left out on this platform", ", ".join(manifest.left_out) + " (the layers' apt.txt want them "
+                     "on other platforms only: Debian builds none for this one)"))
     lines = [f"# {manifest.ref}", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
              "## Image layers", "", "Oldest first, as `docker history` reports them.", "",
              "| # | size | created by |", "|---:|---:|---|"]

@@ -5,9 +5,9 @@ import sys
 import numpy as np
 import pytest
 
-from vre_compat.helpers import clip, json_line, read_raster, run, run_ok, which, write_geotiff
+from vre_compat.helpers import NO_OTB, clip, json_line, otb_expected, read_raster, run, run_ok, which, write_geotiff
 
-pytestmark = [pytest.mark.base_geo, pytest.mark.otb]
+pytestmark = [pytest.mark.base_geo, pytest.mark.otb, pytest.mark.skipif(not otb_expected(), reason=NO_OTB)]
 
 EXPRESSION = "im1b1*2"
 OTB_ENV = ("OTB_APPLICATION_PATH", "GDAL_DATA", "PROJ_DATA", "PROJ_LIB", "GDAL_DRIVER_PATH", "LD_LIBRARY_PATH")

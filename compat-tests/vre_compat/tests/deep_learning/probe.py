@@ -1,7 +1,8 @@
 """Coexistence probe, run by path in a fresh process or a Jupyter kernel of any environment of the image.
 
     python probe.py imports gdal,torch,tensorflow,otb[,qgis]   import in this order, use each, report
-    python probe.py roundtrip WORKDIR FRAMEWORK[,FRAMEWORK]     GDAL -> OTB -> GDAL -> train -> GDAL (-> QGIS)
+    python probe.py roundtrip WORKDIR FRAMEWORK[,FRAMEWORK] [qgis] [no-otb]
+                                                                GDAL -> OTB -> GDAL -> train -> GDAL (-> QGIS)
 
 Self-contained (standard library + the stack under test): the TensorFlow environment of an image may not have
 vre_compat installed. A failing step raises (its message names what broke); the report is the last stdout line,
@@ -218,12 +219,12 @@ def train_tensorflow(x, y, steps):
 TRAINERS = {"torch": train_torch, "tensorflow": train_tensorflow}
 
 
-def roundtrip(workdir: str, frameworks: list[str], with_qgis: bool, steps: int = 30, tile: int = 16) -> dict:
+def roundtrip(workdir: str, frameworks: list[str], with_qgis: bool, with_otb: bool = True, steps: int = 30,
+              tile: int = 16) -> dict:
     import numpy as np
     from osgeo import gdal, osr
 
     gdal.UseExceptions()
-    import otbApplication
 
     os.makedirs(workdir, exist_ok=True)
     # 1. GDAL writes a georeferenced raster
@@ -238,15 +239,14 @@ def roundtrip(workdir: str, frameworks: list[str], with_qgis: bool, steps: int =
     ds.SetProjection(srs.ExportToWkt())
     ds.GetRasterBand(1).WriteArray(source)
     ds = None
-    # 2. an OTB application on it, in this process
+    # 2. an OTB application on it, in this process (an image without OTB, arm64: GDAL writes numpy's labels)
     otb_path = os.path.join(workdir, "otb.tif")
-    app = otbApplication.Registry.CreateApplication("BandMath")
-    assert app is not None, "OTB: no BandMath application"
-    app.SetParameterStringList("il", [src_path])
-    app.SetParameterString("out", otb_path)
-    app.SetParameterOutputImagePixelType("out", otbApplication.ImagePixelType_float)
-    app.SetParameterString("exp", "im1b1 > 0 ? 1 : 0")
-    app.ExecuteAndWriteOutput()
+    if with_otb:
+        otb_bandmath(src_path, otb_path)
+    else:
+        ds = gdal.GetDriverByName("GTiff").CreateCopy(otb_path, gdal.Open(src_path))
+        ds.GetRasterBand(1).WriteArray((source > 0).astype("float32"))
+        ds = None
     # 3. GDAL reads it back: the labels, on the same grid
     ds = gdal.Open(otb_path)
     labels = ds.GetRasterBand(1).ReadAsArray().astype("float32")
@@ -285,6 +285,18 @@ def roundtrip(workdir: str, frameworks: list[str], with_qgis: bool, steps: int =
     return report
 
 
+def otb_bandmath(src_path: str, out_path: str) -> None:
+    import otbApplication
+
+    app = otbApplication.Registry.CreateApplication("BandMath")
+    assert app is not None, "OTB: no BandMath application"
+    app.SetParameterStringList("il", [src_path])
+    app.SetParameterString("out", out_path)
+    app.SetParameterOutputImagePixelType("out", otbApplication.ImagePixelType_float)
+    app.SetParameterString("exp", "im1b1 > 0 ? 1 : 0")
+    app.ExecuteAndWriteOutput()
+
+
 def qgis_part(path: str) -> dict:
     from qgis.core import QgsApplication, QgsRasterLayer
 
@@ -310,7 +322,7 @@ def main(argv: list[str]) -> dict:
         return imports(argv[1].split(","))
     if command == "roundtrip":
         frameworks = [f for f in argv[2].split(",") if f]
-        return roundtrip(argv[1], frameworks, with_qgis="qgis" in argv[3:])
+        return roundtrip(argv[1], frameworks, with_qgis="qgis" in argv[3:], with_otb="no-otb" not in argv[3:])
     raise SystemExit(f"unknown probe {command!r}")
 
 

@@ -2,7 +2,8 @@
 how to run the coexistence probe (probe.py) in a fresh process or in a Jupyter kernel.
 
 The layout is read from the image, flavor-independently:
-- the notebook environment (this process's sys.executable, kernel "python3") holds GDAL, OTB and PyTorch;
+- the notebook environment (this process's sys.executable, kernel "python3") holds GDAL, OTB and PyTorch (OTB
+  everywhere but on arm64, for which Debian builds none);
 - TensorFlow is wherever the Jupyter kernel named "tensorflow" runs: the notebook environment itself when the
   two frameworks share it, else an environment of its own (which must also hold GDAL and OTB);
 - QGIS is expected exactly when the image has the desktop layer.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from vre_compat.helpers import clip, layers_file, read_layers, run
+from vre_compat.helpers import NO_OTB, clip, layers_file, otb_expected, read_layers, run
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 REPORT_PREFIX = "vre-probe-report: "  # as in probe.py (which must stay importable without vre_compat)
@@ -79,12 +80,13 @@ def environments() -> tuple[Env, ...]:
     """The image's environments and what each must hold (computed at collection: no failure here)."""
     spec = kernel_spec(TF_KERNEL) if _jupyter_client() else None
     tf_python = (shutil.which(spec.argv[0]) or spec.argv[0]) if spec else None
+    otb = ("otb",) if otb_expected() else ()
     if tf_python is None or same_python(tf_python, sys.executable):
         # no "tensorflow" kernel is itself a failure (test_tensorflow_kernel_registered); expect TF here meanwhile
-        return (Env("notebook", sys.executable, "python3", ("gdal", "torch", "tensorflow", "otb"),
+        return (Env("notebook", sys.executable, "python3", ("gdal", "torch", "tensorflow", *otb),
                     ("torch", "tensorflow")),)
-    return (Env("notebook", sys.executable, "python3", ("gdal", "torch", "otb"), ("torch",)),
-            Env("tensorflow", tf_python, TF_KERNEL, ("gdal", "tensorflow", "otb"), ("tensorflow",),
+    return (Env("notebook", sys.executable, "python3", ("gdal", "torch", *otb), ("torch",)),
+            Env("tensorflow", tf_python, TF_KERNEL, ("gdal", "tensorflow", *otb), ("tensorflow",),
                 tuple(sorted((spec.env or {}).items()))))
 
 
@@ -98,9 +100,13 @@ def _jupyter_client() -> bool:
 
 def import_orders() -> list:
     """pytest params: every order of each environment's components, in a fresh process each. QGIS joins the
-    notebook environment's orders in images with the desktop layer; elsewhere one skipped param stands for them."""
+    notebook environment's orders in images with the desktop layer; elsewhere one skipped param stands for them, and
+    so for OTB's on arm64."""
     params = []
     for env in environments():
+        if "otb" not in env.components:
+            params.append(pytest.param(env, env.components + ("otb",), id=f"{env.name}:orders-with-otb",
+                                       marks=pytest.mark.skip(reason=NO_OTB)))
         components = env.components + (("qgis",) if env.name == "notebook" and has_qgis() else ())
         for order in itertools.permutations(components):
             params.append(pytest.param(env, order, id=f"{env.name}:{'-'.join(order)}"))

@@ -16,9 +16,10 @@ pytestmark = [pytest.mark.deep_learning, pytest.mark.coexistence]
 
 @pytest.fixture(scope="module")
 def reference_openmp():
-    """{environment name: the OpenMP runtime the geospatial stack maps by itself (OTB alone), or None}."""
-    return {env.name: stack.probe(env, "imports", "otb")["libraries"].get("openmp", [None])[0]
-            for env in stack.environments()}
+    """{environment name: the OpenMP runtime the geospatial stack maps by itself (OTB alone; GDAL where the image
+    has no OTB), or None}."""
+    return {env.name: stack.probe(env, "imports", "otb" if "otb" in env.components else "gdal")["libraries"]
+            .get("openmp", [None])[0] for env in stack.environments()}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,8 @@ def test_import_order(env, order, reference_openmp, import_reports):
 
 def roundtrip_args(env, tmp_path):
     qgis = ["qgis"] if stack.has_qgis() and env.name == "notebook" else []
-    return ["roundtrip", str(tmp_path / "roundtrip"), ",".join(env.frameworks), *qgis]
+    no_otb = [] if "otb" in env.components else ["no-otb"]
+    return ["roundtrip", str(tmp_path / "roundtrip"), ",".join(env.frameworks), *qgis, *no_otb]
 
 
 ROUNDTRIPS = [pytest.param((env, where), id=f"{env.name}-{where}")
@@ -68,7 +70,8 @@ ROUNDTRIPS = [pytest.param((env, where), id=f"{env.name}-{where}")
 
 @pytest.fixture(scope="module", params=ROUNDTRIPS)
 def roundtrip(request, tmp_path_factory):
-    """GDAL writes a georeferenced raster, OTB's BandMath labels it, GDAL reads it back, a small CNN learns the
+    """GDAL writes a georeferenced raster, OTB's BandMath labels it (numpy where the image has no OTB: arm64),
+    GDAL reads it back, a small CNN learns the
     labels on 16x16 tiles (PyTorch and TensorFlow interleaved when they share the environment), GDAL writes the
     prediction with the source's georeferencing, QGIS (when present) opens it and runs a processing algorithm.
     One process (or one Jupyter kernel) does it all; the probe asserts each step and reports what it mapped."""
@@ -133,3 +136,4 @@ def test_gdal_and_proj_data_same_everywhere(tmp_path):
     for key in ("gdal_data", "proj_data"):
         values = {where: report["data"][key] for where, report in seen.items()}
         assert len(set(values.values())) == 1, f"{key} differs: {values}"
+
