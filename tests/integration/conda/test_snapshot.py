@@ -108,16 +108,17 @@ def test_real_specs_lock_or_name_the_missing_data(tmp_path, mirror):
 
 def test_the_groups_of_base_geo_desktop_ide_and_pytorch_lock_on_linux_64(tmp_path, mirror):
     """The snapshot has eodag 3.0.1 only, and eodag-labextension 5.3.1 needs eodag >= 4.8: the previous test reports
-    base-geo as missing data for that (and for trame, laspy, lazrs-python). Without what the snapshot lacks, base-geo,
-    desktop and ide lock on linux-64 (QGIS 3.40 with the GDAL of QGIS's protobuf set), which layer by layer, base-geo
-    floating to the newest pyarrow/protobuf, could not reach; the deep-learning and vre images lock, or are named
-    with their reason."""
+    base-geo as missing data for that (and desktop for trame, laspy, lazrs-python). Without what the snapshot lacks,
+    base-geo, desktop and ide lock on linux-64 (QGIS 3.40 with the GDAL of QGIS's protobuf set), which layer by layer,
+    base-geo floating to the newest pyarrow/protobuf, could not reach; the deep-learning and vre images lock, or are
+    named with their reason."""
     repo = copy_repo(tmp_path)
-    spec = repo / "environments" / "conda" / "base-geo" / "environment.yml"
-    # What the snapshot lacks for base-geo on linux-64 (the first test names each as missing data).
+    # What the snapshot lacks for base-geo and desktop on linux-64 (the first test names each as missing data).
     lacking = ("- eodag-labextension", "- trame", "- laspy", "- lazrs-python")
-    spec.write_text("\n".join(line for line in spec.read_text().splitlines()
-                              if not line.strip().startswith(lacking)) + "\n")
+    for name in ("base-geo", "desktop"):
+        spec = repo / "environments" / "conda" / name / "environment.yml"
+        spec.write_text("\n".join(line for line in spec.read_text().splitlines()
+                                  if not line.strip().startswith(lacking)) + "\n")
     for variant in ("cpu", "gpu"):  # no ray-default at all; no torchvision for the PyTorch of QGIS's protobuf set
         dl = repo / "environments" / "conda" / f"deep-learning-{variant}" / "environment.yml"
         dl.write_text("\n".join(line for line in dl.read_text().splitlines()
