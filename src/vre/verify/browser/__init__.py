@@ -15,7 +15,8 @@ from vre.verify.compat import Stream, SuiteResult, run_logged, started
 from vre.workspace import Workspace
 
 CHECKS = Path(__file__).resolve().parent / "checks"
-# Layers whose images get the browser checks (every image has base-geo: EODAG's panel is checked in each).
+# Layers whose images get the browser checks. Each check runs on the images whose io.eo-vre.layers label (the layers
+# an image adds) names its layer: EODAG's panel on base-geo, the desktop on desktop and vre, ...; the others skip.
 LAYERS = ("base-geo", "desktop", "ide")
 
 
