@@ -257,10 +257,18 @@ def test_an_arch_qualifier_leaves_a_package_out_there_and_the_lock_says_so(proje
     ("c [!arm64] # c [arm64]\n", "arm64", []),
     ("c [!arm64]\n", "amd64", ["c"]),
     ("c/bookworm-backports [amd64]\n", None, ["c/bookworm-backports"]),
+    ("!c [amd64] d\n", "amd64", ["d"]),
 ])
 def test_apt_txt_entries_by_arch(tmp_path, text, arch, expected):
     (tmp_path / "apt.txt").write_text(text)
     assert lock_apt.wanted(tmp_path / "apt.txt", arch) == expected
+
+
+def test_an_omission_takes_an_arch_qualifier_too(tmp_path):
+    (tmp_path / "apt.txt").write_text("!c [amd64]\n!e\nd\n")
+    assert lock_apt.omitted_names(tmp_path / "apt.txt", "amd64") == ["c", "e"]
+    assert lock_apt.omitted_names(tmp_path / "apt.txt", "arm64") == ["e"]
+    assert lock_apt.left_out(tmp_path / "apt.txt", "arm64") == []  # left out means wanted elsewhere, not omitted
 
 
 @pytest.mark.parametrize("text", ["c [i386]\n", "c [!amd64 arm64]\n", "c []\n", "c [amd64\n", "c ]\n"])
