@@ -97,3 +97,50 @@ def test_update_all_moves_every_package(loosened):
     lock_pip.lock(m, parent, check=False, update=[], update_all=True)
     after = locked(m, "test-parent/debian")
     assert after["six"] != before["six"] and after["packaging"] != before["packaging"], (before, after)
+
+
+@pytest.fixture
+def side_env(tmp_path):
+    """A layer whose separate environment (envs/side) uses one package of the layer's main environment (shared.txt)
+    and its own version of a Debian-provided one (shadows.txt)."""
+    root = mini_repo(tmp_path, {
+        "test-parent": {"requirements.in": "six<1.17\n", "constraints.txt": "packaging==23.2\n"},
+        "test-child": {"requirements.in": "idna==3.6\n",
+                       "envs/side/requirements.in": "requests==2.31.0\npackaging>=24\n",
+                       "envs/side/shared.txt": "# the main environment's\nidna\n",
+                       "envs/side/shadows.txt": "packaging\n"},
+    }, parents={"test-child": "test-parent"}, apt_lock=False)
+    return root, matrix.load(root / "images" / "matrix.yaml")
+
+
+def test_separate_env_uses_shared_packages_and_shadows_debian_ones(side_env):
+    _, m = side_env
+    lock_pip.lock(m, m.targets["test-parent/debian"], check=False, update=[])
+    child = m.targets["test-child/debian"]
+    reports = lock_pip.lock(m, child, check=False, update=[])
+    assert [r.layer for r in reports] == ["test-child", "test-child/envs/side"]
+    side = child.layers[0].spec_dir / "envs" / "side" / "requirements.txt"
+    text = side.read_text()
+    # idna: solved at the main environment's pin (requests alone would take the newest 3.x), named, not installed
+    assert lock_pip.shared(text) == {"idna": "3.6"}
+    assert "idna" not in lock_pip.pins(text)
+    # packaging: its own version, the Debian constraint (23.2) lifted for this environment only
+    assert int(lock_pip.pins(text)["packaging"].split(".")[0]) >= 24 and lock_pip.pins(text)["requests"] == "2.31.0"
+    assert lock_pip.stale(m, child) == []
+    # the main environment's pin moves: the separate environment's lock is stale
+    (child.layers[0].spec_dir / "requirements.in").write_text("idna==3.7\n")
+    lock_pip.lock(m, child, check=False, update=[])
+    side.write_text(text)
+    assert lock_pip.stale(m, child) == ["environments/debian/test-child/envs/side/requirements.txt: stale"]
+    lock_pip.lock(m, child, check=False, update=[])
+    assert lock_pip.shared(side.read_text()) == {"idna": "3.7"}
+
+
+def test_separate_env_without_shadows_keeps_debian_versions(side_env):
+    _, m = side_env
+    lock_pip.lock(m, m.targets["test-parent/debian"], check=False, update=[])
+    child = m.targets["test-child/debian"]
+    (child.layers[0].spec_dir / "envs" / "side" / "shadows.txt").unlink()
+    with pytest.raises(lock_pip.LockError) as err:
+        lock_pip.lock(m, child, check=False, update=[])
+    assert "envs/side/requirements.in" in str(err.value) and "packaging" in str(err.value)

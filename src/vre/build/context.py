@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Collection
 from pathlib import Path
 
-from vre.lock.debian import select
+from vre.lock.debian import patterns, select
 from vre.matrix import Matrix, Target
 from vre.workspace import Workspace
 
@@ -44,8 +44,7 @@ def _stage_steps(layer: Path, context: Path, name: str) -> None:
         if (layer / file).is_file():
             shutil.copy2(layer / file, context / "apt" / name / file)
     if (layer / HEAVY).is_file() and (layer / "requirements.txt").is_file():
-        patterns = [word for line in (layer / HEAVY).read_text().splitlines() for word in line.split("#")[0].split()]
-        pins = select((layer / "requirements.txt").read_text(), patterns)
+        pins = select((layer / "requirements.txt").read_text(), patterns(layer / HEAVY))
         (context / "heavy" / name / "requirements.txt").write_text(pins)
         if (layer / PRUNE).is_file():
             shutil.copy2(layer / PRUNE, context / "heavy" / name / PRUNE)

@@ -4,6 +4,12 @@ A layer's spec folder holds `requirements.in` (what the layer wants) and optiona
 its Debian packages provide: resolved against, never installed from PyPI). The lock, `requirements.txt`, is solved
 with every package of the ancestors' locks pinned, so a child layer only adds packages; it starts with a line
 `# vre-input-hash: <sha256>` over everything the solve read, which is how stale locks are found.
+
+A separate environment (envs/NAME) may also hold `shared.txt`: packages (names or globs) of its layer's main
+environment that it uses from there instead of installing its own (deep-learning-gpu's TensorFlow uses torch's CUDA
+wheels). They are solved at the main lock's versions, left out of its lock and named in it on `# vre-shared:` lines
+for the installer, which links them in. And `shadows.txt`: Debian-provided packages of which it installs its own
+version, for that venv only (TensorFlow's numpy >= 1.26 over Debian's 1.24.2).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from vre.matrix import Layer, Matrix, Target
 
 PYTHON_VERSION = "3.11"  # Debian bookworm's python3, which the venv extends
 HASH_LINE = re.compile(r"^# vre-input-hash: (?P<hash>[0-9a-f]{64})$", re.M)
+SHARED_LINE = "# vre-shared: "
+SHARED, SHADOWS = "shared.txt", "shadows.txt"
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)(?P<marker>[ \t]*;[^\\\n]*)?", re.M)
 
 
@@ -42,6 +50,23 @@ def pins(text: str) -> dict[str, str]:
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def patterns(path: Path) -> list[str]:
+    """The names or globs of a list file (heavy.txt, shared.txt, shadows.txt): words, one or more a line, with
+    comments; none when there is no such file."""
+    if not path.is_file():
+        return []
+    return [word for line in path.read_text().splitlines() for word in line.split("#")[0].split()]
+
+
+def _matches(name: str, wanted: list[str]) -> bool:
+    return any(fnmatch.fnmatch(_norm(name), _norm(p)) for p in wanted)
+
+
+def shared(text: str) -> dict[str, str]:
+    """The pins a separate environment's lock uses from its layer's main environment (`# vre-shared:` lines)."""
+    return pins("\n".join(line[len(SHARED_LINE):] for line in text.splitlines() if line.startswith(SHARED_LINE)))
 
 
 def _ancestor_layers(matrix: Matrix, target: Target, layer: Layer) -> list[Layer]:
@@ -72,6 +97,7 @@ def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
                    for f in ("constraints.txt", "requirements.txt")]
     else:
         sources = [lay.spec_dir / "constraints.txt" for lay in _ancestor_layers(matrix, target, owner) + [owner]]
+    own = patterns(layer.spec_dir / SHADOWS)
     for path in sources + [layer.spec_dir / "constraints.txt"]:
         if path.is_file():
             text = path.read_text()
@@ -79,9 +105,25 @@ def _inputs(matrix: Matrix, target: Target, layer: Layer) -> tuple[str, str]:
             # Every pin with its environment marker: a lock may pin one package twice (e.g. soupsieve 2.10 for
             # python < 3.11.5 and 4.1.2 above); keeping only one of them makes the child's solve impossible.
             constraints.extend(f"{m['name']}=={m['version']}{_for_image_python(m['marker'])}"
-                               for m in PIN.finditer(text))
+                               for m in PIN.finditer(text) if not _matches(m["name"], own))
+    if own:
+        parts.append(" ".join(own))
+    if owner != layer and (share := _shared_pins(target, layer)):
+        # without markers: this venv's copy of them is the main environment's, whatever the Python or platform
+        parts.append(" ".join(f"{name}=={version}" for name, version in share.items()))
+        constraints.extend(f"{name}=={version}" for name, version in share.items())
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return digest, "\n".join(constraints) + "\n"
+
+
+def _shared_pins(target: Target, layer: Layer) -> dict[str, str]:
+    """The main environment's pins that a separate environment uses from there (its shared.txt); none for a layer's
+    main environment itself."""
+    owner = _owner(target, layer)
+    main_lock = owner.spec_dir / "requirements.txt"
+    if owner == layer or not main_lock.is_file():
+        return {}
+    return pins(select(main_lock.read_text(), patterns(layer.spec_dir / SHARED)))
 
 
 def home(matrix: Matrix, target: Target, layer: Layer) -> Target:
@@ -98,8 +140,8 @@ def home(matrix: Matrix, target: Target, layer: Layer) -> Target:
 
 def _side_envs(layer: Layer) -> list[Layer]:
     """A layer's separate environments, envs/NAME/requirements.in (as the conda flavor's envs/NAME/environment.yml),
-    each installed into a venv of its own by the layer (deep-learning-gpu's envs/tensorflow: TensorFlow's CUDA 12
-    stack beside torch's CUDA 13 one)."""
+    each installed into a venv of its own by the layer (deep-learning-gpu's envs/tensorflow: TensorFlow, which needs
+    a newer numpy than Debian's, on the main environment's CUDA libraries)."""
     return [Layer(name=f"{layer.name}/envs/{path.parent.name}", spec_dir=path.parent, image_dir=layer.image_dir)
             for path in sorted(layer.spec_dir.glob("envs/*/requirements.in"))]
 
@@ -148,7 +190,10 @@ def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str], upda
     digest, constraints = _inputs(matrix, target, layer)
     lock_path = layer.spec_dir / "requirements.txt"
     before = pins(lock_path.read_text()) if lock_path.is_file() else {}
-    provided = sorted(pins(constraints))
+    # The shared packages are solved (so that their pins are checked against this environment's ranges) and then
+    # moved from the lock's body to `# vre-shared:` lines: only those the solve actually needs are named there.
+    share = _shared_pins(target, layer)
+    provided = sorted(pins(constraints).keys() - share.keys())
     with tempfile.TemporaryDirectory() as tmp:
         constraints_file = Path(tmp) / "constraints.txt"
         constraints_file.write_text(constraints)
@@ -171,6 +216,10 @@ def _solve(matrix: Matrix, target: Target, layer: Layer, update: list[str], upda
                             f"{target.parent or 'the Debian packages'} (its pins and constraints.txt are fixed):\n"
                             f"{result.stderr.strip()}\nRelax the requirement, or update the parent layer first.")
         body = out.read_text()
+    used = {name: version for name, version in pins(body).items() if name in share}
+    if used:
+        body = drop(body, list(used))
+        body = "".join(f"{SHARED_LINE}{name}=={version}\n" for name, version in sorted(used.items())) + body
     lock_path.write_text(f"# vre-input-hash: {digest}\n{body}")
     after = pins(body)
     return diff(before, after)
@@ -187,7 +236,12 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
 def select(text: str, patterns: list[str]) -> str:
     """The entries of a hash-locked requirements.txt (each with its hashes and marker) whose name matches one of
     `patterns` (names or globs such as `nvidia-*`, normalized as pip names), in the lock's order."""
-    wanted = [_norm(p) for p in patterns]
     entries = re.split(r"\n(?=[A-Za-z0-9])", re.sub(r"#[^\n]*", "", text))
     return "".join(entry.rstrip() + "\n" for entry in entries
-                   if (m := PIN.match(entry)) and any(fnmatch.fnmatch(_norm(m["name"]), w) for w in wanted))
+                   if (m := PIN.match(entry)) and _matches(m["name"], patterns))
+
+
+def drop(text: str, patterns: list[str]) -> str:
+    """A requirements.txt without the entries (each with its hashes and `# via` lines) whose name matches."""
+    entries = re.split(r"(?<=\n)(?=[A-Za-z0-9])", text)
+    return "".join(entry for entry in entries if not ((m := PIN.match(entry)) and _matches(m["name"], patterns)))

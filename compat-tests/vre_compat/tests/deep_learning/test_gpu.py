@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from vre_compat import libraries
 from vre_compat.helpers import run_ok
 from vre_compat.tests.deep_learning import stack
 
@@ -17,6 +18,9 @@ DRIVER_LIBRARIES = ("libcuda.so.1", "libnvidia-ml.so.1")
 # the Mellanox verbs provider (libmlx5) of the host's RDMA stack; nothing here loads it unless GDS over IB is set up.
 OPTIONAL = {"libcufile_rdma.so.1": "libmlx5.so.1"}
 REQUIRED = {"libcudart", "libcudnn", "libnccl"}
+# ONE CUDA stack: each of these libraries (every component: libcublas and libcublasLt, libcudnn_ops, ...) is one file
+# in the whole image, whatever its CUDA major, shared by every environment that uses it.
+ONE_COPY = ("libcudart", "libcublas", "libcudnn")
 
 # Loads every CUDA library of the environment with ctypes, repeating until no more load (a library loads once those
 # it needs are loaded: pip's CUDA wheels find each other only through the process). PyPI's CUDA libraries are in the
@@ -68,6 +72,18 @@ ENVS = [pytest.param(env, id=env.name) for env in stack.environments()]
 
 def framework(env) -> str:
     return "torch" if "torch" in env.frameworks else "tensorflow"
+
+
+def test_one_copy_of_each_cuda_library():
+    """libcudart, libcublas and libcudnn: the real shared objects (by SONAME; links and hard links are no copies)
+    anywhere on the image's filesystem, exactly one of each (two CUDA stacks, e.g. torch's and TensorFlow's own
+    nvidia-* wheels, or two CUDA majors, mean two)."""
+    found = libraries.copies("/", ONE_COPY)
+    missing = [name for name in ONE_COPY if name not in found]
+    assert not missing, f"no {missing} in the image (found {sorted(found)}): the gpu variant has no CUDA stack?"
+    several = {name: paths for name, paths in found.items() if len(paths) > 1}
+    assert not several, "more than one copy of a CUDA library (one CUDA stack expected):\n" + "\n".join(
+        f"  {name}: {len(paths)} copies: {', '.join(paths)}" for name, paths in several.items())
 
 
 @pytest.mark.parametrize("env", ENVS)
