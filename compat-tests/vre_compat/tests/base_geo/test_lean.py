@@ -1,6 +1,7 @@
 """What every image leaves out (README "Size budgets and waste"), and that leaving it out breaks nothing."""
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,8 @@ def test_what_the_layers_prune_txt_names_is_gone():
     lists = sorted(Path("/opt/vre/layers").glob("*/prune.txt"))
     if not lists:
         pytest.skip("no layer of this image has a prune.txt")
-    site = sysconfig.get_paths()["purelib"]
+    # the notebook environment's, and the separate venvs' beside it (debian gpu: TensorFlow's /srv/venv-tensorflow)
+    sites = [sysconfig.get_paths()["purelib"], *glob.glob(f"{sys.prefix}-*/lib/python3*/site-packages")]
     patterns = [line.split("#", 1)[0].strip() for lst in lists for line in lst.read_text().splitlines()]
-    left = [path for pattern in filter(None, patterns) for path in glob.glob(f"{site}/{pattern}")]
+    left = [path for site in sites for pattern in filter(None, patterns) for path in glob.glob(f"{site}/{pattern}")]
     assert not left, f"prune.txt names paths the image still has: {left}"
