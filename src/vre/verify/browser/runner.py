@@ -7,6 +7,7 @@ and installed with `npm ci` when node_modules is missing).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -16,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
@@ -184,6 +185,27 @@ def start_container(ref: str, poll: float = 1) -> Container:
         raise
 
 
+SCENARIO_TIMEOUT = 900.0  # seconds a browser scenario may take before its process is killed
+
+
+@contextlib.contextmanager
+def scenario_in_container(name: str, image: str, workspace: Workspace, prepare: list[str] | None = None,
+                          **extra: str) -> Iterator[tuple[Container, ScenarioResult, Path]]:
+    """The image started as a hub runs it, `prepare` run in it (a command, before the browser comes), then the
+    <name>.mjs scenario: (container, result, artifacts folder), the container left running for further checks and
+    removed afterwards, its log kept beside the screenshots."""
+    container = start_container(image)
+    out = artifacts_dir(workspace, image)
+    try:
+        if prepare:
+            container.exec(*prepare)
+        yield container, run_scenario(name, container, out, chromium=CHROMIUM, timeout=SCENARIO_TIMEOUT,
+                                      **extra), out
+    finally:
+        container.remove()
+        (out / "container.log").write_text(container.logs)
+
+
 @dataclass
 class HubTarget:
     """A hub as run_scenario's target (instead of a Container): its URL, the user's password (passed as --token),
@@ -217,7 +239,7 @@ class ScenarioResult:
 
 
 def run_scenario(name: str, container: Container | HubTarget, out: Path, chromium: str = CHROMIUM,
-                 timeout: float = 900, **extra: str) -> ScenarioResult:
+                 timeout: float = SCENARIO_TIMEOUT, **extra: str) -> ScenarioResult:
     """Run <name>.mjs (next to this file) against the container; its result file is the verdict."""
     args = ["node", str(HERE / f"{name}.mjs"), "--url", container.url, "--token", container.token,
             "--out", str(out), "--chromium", chromium, "--probe", json.dumps(container.probe_command())]

@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 from vre.verify.browser import runner
-from vre.verify.browser.runner import start_container
 
 # The generated catalog (vre_compat.stac_catalog): three scenes, two of them in June 2024; its own collection mapped to
 # an EODAG collection, which the panel offers (EODAG_STRICT_COLLECTIONS lists EODAG's own collections only).
@@ -33,17 +32,11 @@ JUNE = {"S2_LOCAL_20240601", "S2_LOCAL_20240611"}
 
 @pytest.fixture(scope="module")
 def eodag_run(base_geo_image, workspace):
-    container = start_container(base_geo_image)
-    out = runner.artifacts_dir(workspace, base_geo_image)
-    try:
-        # before JupyterLab loads: the server's EODAG reads the configuration on the panel's first request
-        container.exec("python", "-c", SETUP)
-        result = runner.run_scenario("eodag", container, out, provider="local_stac", collection="S2_MSI_L2A",
-                                     start="2024-06-01", end="2024-06-30")
+    # SETUP runs before JupyterLab loads: the server's EODAG reads the configuration on the panel's first request
+    with runner.scenario_in_container("eodag", base_geo_image, workspace, prepare=["python", "-c", SETUP],
+                                      provider="local_stac", collection="S2_MSI_L2A", start="2024-06-01",
+                                      end="2024-06-30") as (container, result, _):
         yield container, result
-    finally:
-        container.remove()
-        (out / "container.log").write_text(container.logs)
 
 
 def test_eodag_panel_finds_the_local_catalog(eodag_run):

@@ -17,14 +17,8 @@ STOP_LIMIT = 10.0
 @pytest.fixture(scope="module")
 def desktop_run(desktop_image, workspace):
     """One container; the browser scenario runs first and leaves the desktop (and QGIS) running for the rest."""
-    container = start_container(desktop_image)
-    out = runner.artifacts_dir(workspace, desktop_image)
-    try:
-        result = runner.run_scenario("desktop", container, out)
-        yield container, result, out
-    finally:
-        container.remove()
-        (out / "container.log").write_text(container.logs)
+    with runner.scenario_in_container("desktop", desktop_image, workspace) as run:
+        yield run
 
 
 def explain(container, result) -> str:

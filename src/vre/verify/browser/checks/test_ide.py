@@ -4,22 +4,16 @@ from __future__ import annotations
 import pytest
 
 from vre.verify.browser import runner
-from vre.verify.browser.runner import start_container
 
 MARKER = "eo-vre-browser-test.txt"
 
 
 @pytest.fixture(scope="module")
 def ide_run(ide_image, workspace):
-    container = start_container(ide_image)
-    out = runner.artifacts_dir(workspace, ide_image)
-    try:
-        container.exec("sh", "-c", f"echo 'written by the browser checks' > {runner.HOME}/{MARKER}")
-        result = runner.run_scenario("ide", container, out, home=runner.HOME, marker=MARKER)
+    marker = ["sh", "-c", f"echo 'written by the browser checks' > {runner.HOME}/{MARKER}"]
+    with runner.scenario_in_container("ide", ide_image, workspace, prepare=marker, home=runner.HOME,
+                                      marker=MARKER) as (container, result, _):
         yield container, result
-    finally:
-        container.remove()
-        (out / "container.log").write_text(container.logs)
 
 
 def test_ide_scenario(ide_run):
