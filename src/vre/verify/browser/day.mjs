@@ -56,16 +56,11 @@ async function main() {
   const base = `/user/${user}/`;
   const scenario = new Scenario("day", args);
   const tiles = [];
-  const outside = []; // requests to anything but the hub: a CDN, an online basemap, a font service
   let lab;
   let voila;
   try {
     const context = await scenario.launch();
-    const hubHost = new URL(args.url).host;
-    context.on("request", (request) => {
-      const url = new URL(request.url());
-      if (/^https?:$|^wss?:$/.test(url.protocol) && url.host !== hubHost) outside.push(request.url());
-    });
+    scenario.recordOutside(args.url);
     context.on("response", async (response) => {
       const url = new URL(response.url());
       if (!TILE.test(url.pathname)) return;
@@ -190,11 +185,9 @@ async function main() {
     });
 
     scenario.facts.tiles = tiles;
-    scenario.facts.outside = outside;
     return await scenario.finish(null);
   } catch (err) {
     scenario.facts.tiles = tiles;
-    scenario.facts.outside = outside;
     return await scenario.finish(err, [lab, voila]);
   }
 }

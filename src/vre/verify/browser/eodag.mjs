@@ -27,15 +27,10 @@ const dayFirst = (iso) => iso.split("-").reverse().join("/");
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const scenario = new Scenario("eodag", args);
-  const outside = [];
   let page;
   try {
-    const context = await scenario.launch();
-    const host = new URL(args.url).host;
-    context.on("request", (request) => {
-      const url = new URL(request.url());
-      if (/^https?:$|^wss?:$/.test(url.protocol) && url.host !== host) outside.push(request.url());
-    });
+    await scenario.launch();
+    scenario.recordOutside(args.url);
     page = await openLab(scenario);
 
     await scenario.step("a new notebook", 120, "the notebook did not open", async () => {
@@ -113,10 +108,8 @@ async function main() {
       await scenario.screenshot(page, "eodag-code-run");
     });
 
-    scenario.facts.outside = outside;
     return await scenario.finish(null);
   } catch (err) {
-    scenario.facts.outside = outside;
     return await scenario.finish(err, [page]);
   }
 }

@@ -57,6 +57,17 @@ export class Scenario {
     return this.context;
   }
 
+  // Record in facts.outside every request the browser makes to another host than `url`'s (a CDN, an online basemap,
+  // a font service): the scenarios check that nothing leaves the machine.
+  recordOutside(url) {
+    const host = new URL(url).host;
+    const outside = (this.facts.outside = []);
+    this.context.on("request", (request) => {
+      const target = new URL(request.url());
+      if (/^https?:$|^wss?:$/.test(target.protocol) && target.host !== host) outside.push(request.url());
+    });
+  }
+
   // Run one named step; a step that overruns `seconds` fails with `expect`. `fn` gets `live()`, which its polling
   // loops call: it throws once the step has expired, so that nothing keeps polling behind a failed step.
   async step(name, seconds, expect, fn) {
