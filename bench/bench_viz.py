@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark of large results in the browser, through a real hub (a script that prints figures, never a test).
 
-A hub (JupyterHub + DockerSpawner + configurable-http-proxy, as tests/hub runs it, each server limited to 1 CPU and
-3 GB) spawns base-geo for one user and desktop (the layer with 3D) for another of the same team; in the team's folder
-a 4-band uint16 COG of --size pixels a side (16384: 2 GiB of pixels, uncompressed, + overviews) and a DEM of
---dem-size pixels a side are generated; Chromium (src/vre/verify/browser/bench_viz.mjs) then, after a first cell that
+A hub (JupyterHub + DockerSpawner + configurable-http-proxy, as tests/hub runs it, each server limited to --cpus
+CPUs, by default deploy/jupyterhub-docker's 2, and 3 GB) spawns base-geo for one user and desktop (the layer with
+3D) for another of the same team. In the team's folder a 4-band uint16 raster of --size pixels a side is generated
+in its UTM zone (10 m pixels), with a DEM of --dem-size pixels a side over the same area, then written as the map's
+copy (vre_viz.write_cog(web_map=True): Web Mercator at zoom 14, uncompressed: 2.9 GiB with its overviews for 10240
+pixels, the COG the map shows). Chromium (src/vre/verify/browser/bench_viz.mjs) then, after a first cell that
 imports the libraries (timed on its own),
   - in base-geo, runs a cell that opens the COG on a tiled map (vre_viz.tile_map): time to the first tile drawn;
     drags the map four times at each of five zoom levels: every tile's latency through the hub's proxy, p50 and p95;
-  - in desktop, runs a cell that shows the DEM in 3D with the COG draped on it (vre_viz.terrain, decimated on read
-    to its default 2048 pixels a side; trame's server rendering): time to the first frame.
+  - in desktop, runs a cell that shows the DEM in 3D with the UTM raster draped on it (vre_viz.terrain, decimated
+    on read to its default 2048 pixels a side; trame's server rendering): time to the first frame.
 The load of the machine (1-minute load average) is recorded with each part; each server's memory (peak, OOM kills)
 at the end. Prints a table and writes .vre/bench/viz-<UTC time>.json. Run by `make bench` (BENCH_VIZ="--size 8192"
 for less).
@@ -64,13 +66,14 @@ for row in range(0, size, block):
         noise = rng.integers(0, 400, (block, size))
         ds.GetRasterBand(band).WriteArray((wave + noise).astype("uint16"), 0, row)
 ds = None
-vre_viz.write_cog("{data}/plain.tif", "{data}/big.tif", compress="NONE")
+vre_viz.write_cog("{data}/plain.tif", "{data}/scene.tif", compress="NONE")  # in its UTM zone: analysis, 3D drape
 os.remove("{data}/plain.tif")
+vre_viz.write_cog("{data}/scene.tif", "{data}/big.tif", compress="NONE", web_map=True)  # the map's copy
 y, x = np.mgrid[0:{dem}, 0:{dem}]
 dem = (500 + 300 * np.sin(x / 300) * np.cos(y / 410) + 20 * np.sin(x / 17)).astype("float32")
 from vre_compat.stac_catalog import write_cog
 write_cog("{data}/dem.tif", dem, (360000.0, 10.0 * size / {dem}, 0.0, 4830000.0, 0.0, -10.0 * size / {dem}))
-print(os.path.getsize("{data}/big.tif"), round(time.monotonic() - started, 1))
+print(os.path.getsize("{data}/big.tif"), gdal.Open("{data}/big.tif").RasterXSize, round(time.monotonic() - started, 1))
 """
 
 # A first cell of imports (what a notebook starts with; timed apart), then the cell that is timed.
@@ -79,7 +82,7 @@ MAP = ["import vre_viz, ipyleaflet, localtileserver",
 # The DEM as vre_viz shows it by default: decimated on read to 2048 pixels a side (4.2 M vertices; every pixel of a
 # 4096 x 4096 DEM a vertex needs more than the server's 3 GB to render: the kernel is killed at the first frame).
 DEM = ["import vre_viz, pyvista",
-       f'vre_viz.terrain("{DATA}/dem.tif", drape="{DATA}/big.tif", exaggeration=3, window_size=(900, 600)).show()']
+       f'vre_viz.terrain("{DATA}/dem.tif", drape="{DATA}/scene.tif", exaggeration=3, window_size=(900, 600)).show()']
 # What each server's memory cgroup saw (cgroup v1 or v2): its peak (page cache included) and OOM kills.
 MEMORY = """
 from pathlib import Path
@@ -147,8 +150,11 @@ def build_images(matrix_file: Path, names: list[str]) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=16384, help="COG width and height in pixels (4 bands, uint16)")
+    parser.add_argument("--size", type=int, default=10240,
+                        help="the generated raster's width and height in 10 m pixels (4 bands, uint16)")
     parser.add_argument("--dem-size", type=int, default=4096, help="DEM width and height in pixels")
+    parser.add_argument("--cpus", type=float, default=2,
+                        help="each server's CPU limit (default: deploy/jupyterhub-docker's limits.cpu, 2)")
     parser.add_argument("--matrix", type=Path, default=ROOT / "images" / "matrix.yaml")
     parser.add_argument("--image", help="a base-geo image to use as it is (default: base-geo/debian, built first)")
     parser.add_argument("--desktop-image", help="a desktop image to use as it is (default: desktop/debian, built)")
@@ -168,14 +174,16 @@ def main() -> None:
         teams, runtime = Path(tmp, "teams"), Path(tmp, "hub")
         teams.mkdir()
         runtime.mkdir()
-        with running_hub(runtime, refs, proxy, teams, TEAMS) as hub:  # the hub makes the team folders
+        limits = {"memory": "3G", "cpu": args.cpus, "shm": "1G"}
+        with running_hub(runtime, refs, proxy, teams, TEAMS, limits=limits) as hub:  # it makes the team folders
             sessions = {}
             for image, user in (("base-geo", USER), ("desktop", USER_3D)):
                 hub.server(image)
                 sessions[user] = hub.login(user)
                 sessions[user].get(hub.user_url(user, "lab"), timeout=120)
-            print(f"generating a {args.size}² 4-band uint16 COG and a {args.dem_size}² DEM in {DATA} ...", flush=True)
-            cog_bytes, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
+            print(f"generating a {args.size}² 4-band uint16 raster, its map's COG and a {args.dem_size}² DEM "
+                  f"in {DATA} ...", flush=True)
+            cog_bytes, cog_pixels, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
                 size=args.size, dem=args.dem_size, data=DATA), timeout=3600).split()
             tiles = scenario(hub, out, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
             view = scenario(hub, out, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
@@ -184,8 +192,9 @@ def main() -> None:
     failed = [t for t in tiles["tiles"] if t["status"] != 200]
     record = {
         "measured": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(), "images": refs,
-        "server_limits": "1 CPU, 3 GB (tests/e2e/hub's hub)",
-        "cog": {"pixels": args.size, "bands": 4, "dtype": "uint16", "bytes": int(cog_bytes),
+        "server_limits": {"cpus": args.cpus, "memory": "3G"},
+        "cog": {"pixels": int(cog_pixels), "source_pixels": args.size, "bands": 4, "dtype": "uint16",
+                "crs": "EPSG:3857", "bytes": int(cog_bytes),
                 "generate_seconds": float(generate_seconds)},
         "map_import_seconds": tiles["mapImportSeconds"], "first_tile_seconds": tiles["firstTileSeconds"],
         "tiles": len(panned), "tile_failures": len(failed), "tile_failure_statuses": [t["status"] for t in failed],
@@ -200,8 +209,10 @@ def main() -> None:
     zooms = ", ".join(map(str, record["zoom_levels"]))
     gib = 2 ** 30
     rows = [
-        ("COG", f"{args.size} x {args.size} px, 4 bands uint16, {int(cog_bytes) / gib:.2f} GiB "
-                f"(generated in {float(generate_seconds):.0f} s)"),
+        ("COG on the map", f"{cog_pixels} x {cog_pixels} px (Web Mercator, from {args.size} x {args.size} px in UTM), "
+                           f"4 bands uint16, {int(cog_bytes) / gib:.2f} GiB "
+                           f"(generated in {float(generate_seconds):.0f} s)"),
+        ("each user server's limits", f"{args.cpus:g} CPUs, 3 GB"),
         ("imports cell (vre_viz, ipyleaflet, localtileserver)", f"{record['map_import_seconds']:.2f} s"),
         ("first tile drawn (map cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
         (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",

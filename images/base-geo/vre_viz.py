@@ -3,7 +3,8 @@ internet (installed into the image by base-geo's postBuild; see the README's "A 
 
     import vre_viz
     vre_viz.write_cog("scene.tif", "scene_cog.tif")          # tiled, compressed, with overviews: fast tiles
-    m, client = vre_viz.tile_map("scene_cog.tif", indexes=[3, 2, 1])
+    vre_viz.write_cog("scene.tif", "scene_map.tif", web_map=True)  # in the map's own grid: fastest tiles
+    m, client = vre_viz.tile_map("scene_map.tif", indexes=[3, 2, 1])
     vre_viz.terrain("dem.tif", drape="scene_cog.tif").show()
     vre_viz.point_cloud("lidar.laz").show()
 
@@ -17,15 +18,23 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 
-def write_cog(src, dst, compress: str = "DEFLATE", resampling: str = "AVERAGE") -> Path:
+def write_cog(src, dst, compress: str = "DEFLATE", resampling: str = "AVERAGE", *, web_map: bool = False) -> Path:
     """`src` (any raster GDAL reads) as a Cloud-Optimized GeoTIFF with overviews, what tile servers read fast.
-    The same as: gdal_translate -of COG -co COMPRESS=DEFLATE -co OVERVIEW_RESAMPLING=AVERAGE src dst"""
+    The same as: gdal_translate -of COG -co COMPRESS=DEFLATE -co OVERVIEW_RESAMPLING=AVERAGE src dst
+
+    web_map=True writes a copy for display in the web map's own grid (Web Mercator, its blocks and overviews aligned
+    on the map's tiles, at the zoom level that keeps every source pixel): a tile is then one block read, without the
+    reprojection that otherwise takes half a tile's time. Keep the source for analysis: the copy is resampled.
+    The same as adding: -co TILING_SCHEME=GoogleMapsCompatible -co ZOOM_LEVEL_STRATEGY=UPPER"""
     from osgeo import gdal
 
     options = [f"COMPRESS={compress}", f"OVERVIEW_RESAMPLING={resampling}", "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER"]
+    if web_map:
+        options += ["TILING_SCHEME=GoogleMapsCompatible", "ZOOM_LEVEL_STRATEGY=UPPER"]
     result = gdal.Translate(str(dst), str(src), format="COG", creationOptions=options)
     if result is None:
         raise RuntimeError(f"cannot write {dst} as a COG from {src}: {gdal.GetLastErrorMsg()}")
@@ -44,30 +53,59 @@ def basemap_layers() -> tuple:
                       base=True),)
 
 
+# The tiles this kernel's tile server makes (tune_tile_server), 512 pixels a side rather than 256: a map of 800 x 400
+# pixels asks for 6 rather than 15 to 21, one round of a browser's 6 connections to a host, each tile's fixed costs
+# (the request through two proxies, opening the file) paid a quarter as often. Layers of other sizes still show them
+# in the right place (a browser scales the image into the layer's tile).
+TILE_SIZE = 512
+
 _statistics: dict = {}
 _statistics_locks: dict = {}
 _statistics_lock = threading.Lock()
 
 
+class _LazyStatistics(Mapping):
+    """A raster's statistics, computed when a band's are first read: localtileserver asks for them for every tile of
+    a non-byte raster but reads them only for bands without vmin and vmax."""
+
+    def __init__(self, compute):
+        self._compute = compute
+
+    def __getitem__(self, band):
+        return self._compute()[band]
+
+    def __iter__(self):
+        return iter(self._compute())
+
+    def __len__(self) -> int:
+        return len(self._compute())
+
+
 def tune_tile_server() -> None:
-    """Two costs of localtileserver's (1.0) tiles removed; its tile server makes a rio-tiler Reader per request, and
-    this gives them a subclass (called by tile_map):
-    - it computes a raster's statistics again for every tile of a non-byte raster, even when vmin and vmax are given:
-      percentiles over a 1024-pixel preview of the whole raster, 0.8 s of CPU for 3 bands. They are cached per file
-      (its size and time: a rewritten file is read again) and arguments, computed once when a map asks for many
-      tiles at once;
+    """Three costs of localtileserver's (1.0) tiles removed; its tile server makes a rio-tiler Reader per request,
+    and this gives them a subclass (called by tile_map):
+    - it computes a raster's statistics for every tile of a non-byte raster, even when vmin and vmax are given:
+      percentiles over a 1024-pixel preview of the whole raster, 0.8 s of CPU for 3 bands. They are computed only
+      when a tile reads them (a band without vmin or vmax), then cached per file (its size and time: a rewritten
+      file is read again) and arguments, computed once when a map asks for many tiles at once;
     - its PNG tiles are compressed at zlib's level 6: 87 ms for a 256 x 256 tile of a noisy 3-band raster. Level 1
-      takes 7 ms for 18 % more bytes (lossless either way)."""
+      takes 7 ms for 18 % more bytes (lossless either way);
+    - its WebP tiles are lossy, and lossless WebP at GDAL's default effort takes 45 ms. They are lossless at the
+      least effort (METHOD=0): 3 ms, a fifth fewer bytes than PNG at level 1. tile_map's layers ask for WebP.
+    Its tiles are also TILE_SIZE pixels a side."""
     from localtileserver.tiler import handler
     from rio_tiler.models import ImageData
 
     if getattr(handler.Reader, "vre_tuned", False):
         return
 
-    class FastPNG(ImageData):
+    class FastImage(ImageData):
         def render(self, *args, **kwargs):
-            if str(kwargs.get("img_format", "PNG")).upper() == "PNG":
+            img_format = str(kwargs.get("img_format", "PNG")).upper()
+            if img_format == "PNG":
                 kwargs.setdefault("zlevel", 1)
+            elif img_format == "WEBP":
+                kwargs.update(LOSSLESS="TRUE", METHOD=0)
             return super().render(*args, **kwargs)
 
     class Reader(handler.Reader):
@@ -76,16 +114,22 @@ def tune_tile_server() -> None:
         def statistics(self, *args, **kwargs):
             stat = os.stat(self.input) if os.path.exists(str(self.input)) else None
             key = (str(self.input), stat and (stat.st_size, stat.st_mtime_ns), repr(args), repr(sorted(kwargs.items())))
-            with _statistics_lock:
-                lock = _statistics_locks.setdefault(key, threading.Lock())
-            with lock:  # the first request computes them, the others wait for it
-                if key not in _statistics:
-                    _statistics[key] = super().statistics(*args, **kwargs)
-                return _statistics[key]
+            compute = super().statistics
+
+            def cached() -> dict:
+                with _statistics_lock:
+                    lock = _statistics_locks.setdefault(key, threading.Lock())
+                with lock:  # the first request computes them, the others wait for it
+                    if key not in _statistics:
+                        _statistics[key] = compute(*args, **kwargs)
+                    return _statistics[key]
+
+            return _LazyStatistics(cached)
 
         def tile(self, *args, **kwargs):
+            kwargs.setdefault("tilesize", TILE_SIZE)
             image = super().tile(*args, **kwargs)
-            image.__class__ = FastPNG  # the same data and fields; only render's default differs
+            image.__class__ = FastImage  # the same data and fields; only render's defaults differ
             return image
 
     handler.Reader = Reader
@@ -115,6 +159,11 @@ def tile_map(source, *, zoom_offset: int = 0, **style):
     tune_tile_server()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
+    webp = layer.url.replace("/{z}/{x}/{y}.png", "/{z}/{x}/{y}.webp", 1)
+    if webp == layer.url:
+        raise RuntimeError(f"localtileserver's tile URL {layer.url} has no '/{{z}}/{{x}}/{{y}}.png' to ask for WebP")
+    layer.url = webp  # lossless WebP: see tune_tile_server
+    layer.tile_size, layer.zoom_offset = TILE_SIZE, -1  # a 512-pixel tile is the four 256-pixel ones of the next zoom
     m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(client.bounds()) + zoom_offset,
             scroll_wheel_zoom=True)
     return m, client

@@ -27,6 +27,7 @@ USER = USERS["desktop"]
 FOLDER = "day"
 NOTEBOOK = f"{FOLDER}/scientist.ipynb"
 COMMIT = "NDVI over the local catalog, map and 3D"
+TILE_TYPE = "image/webp"  # vre_viz.tile_map asks for lossless WebP tiles
 
 CELLS = [
     # The data: a STAC catalog of COG scenes and a DEM, generated here (the test machine has no internet), and the
@@ -115,11 +116,11 @@ def test_scientist_day(desktop_hub):
     assert facts["tiles"], "no tile request went through the hub"
     prefix = f"/user/{USER}/proxy/"
     served = {t["path"] for t in facts["tiles"]
-              if t["status"] == 200 and t["type"] == "image/png" and t["bytes"] >= 100}
+              if t["status"] == 200 and t["type"] == TILE_TYPE and t["bytes"] >= 100}
     # 304: the browser asked again for a tile it holds (an earlier 200 with the image), the server said it is unchanged
     bad = [t for t in facts["tiles"] if not t["path"].startswith(prefix)
            or t["path"] not in served or t["status"] not in (200, 304)
-           or (t["status"] == 200 and (t["type"] != "image/png" or t["bytes"] < 100))]
+           or (t["status"] == 200 and (t["type"] != TILE_TYPE or t["bytes"] < 100))]
     assert not bad, f"tiles that failed or bypassed {prefix}: {bad[:5]}"
     for where in ("labTiles", "voilaTiles"):
         drawn = [t for t in facts[where] if t["visible"] and t["colours"] > 1]

@@ -33,6 +33,15 @@ def test_lab_page(lab):
     assert {"eodag-labextension", "dask-labextension"} <= names, f"the lab page loads extensions {sorted(names)}"
 
 
+def test_lab_neither_asks_for_news_nor_checks_for_updates(lab):
+    """JupyterLab's news (jupyter.org) and update check (PyPI) are off: no question to each new user, nothing to reach
+    offline; a user can still turn them on."""
+    status, body = http(f"{lab.url}/lab/api/settings/@jupyterlab/apputils-extension:notification", headers=lab.auth)
+    assert status == 200, f"settings answered {status}: {body[:200]}"
+    defaults = {name: spec.get("default") for name, spec in json.loads(body)["schema"]["properties"].items()}
+    assert (defaults.get("fetchNews"), defaults.get("checkForUpdates")) == ("false", False), defaults
+
+
 def test_kernel_through_server(lab):
     status, body = http(f"{lab.url}/api/kernels", method="POST", headers=lab.auth, timeout=60)
     assert status == 201, f"starting a kernel answered {status}: {body[:500]}"

@@ -38,6 +38,23 @@ def test_write_cog_has_overviews(cog):
     assert ds.GetSpatialRef().GetAuthorityCode(None) == str(EPSG)
 
 
+def test_write_cog_for_the_web_map(cog, tmp_path):
+    """web_map=True: the map's own grid (Web Mercator, 256-pixel blocks on its tiles), no coarser than the source."""
+    from osgeo import gdal
+
+    import vre_viz
+
+    ds = gdal.Open(str(vre_viz.write_cog(cog, tmp_path / "map.tif", web_map=True)))
+    scheme = ds.GetMetadata("TILING_SCHEME")
+    assert scheme.get("NAME") == "GoogleMapsCompatible", f"tiling scheme {scheme}"
+    assert ds.GetSpatialRef().GetAuthorityCode(None) == "3857"
+    assert ds.GetRasterBand(1).GetBlockSize() == [256, 256]
+    x0, dx, _, y0, _, dy = ds.GetGeoTransform()
+    assert x0 / (dx * 256) == pytest.approx(round(x0 / (dx * 256))), "blocks not on the map's tiles"
+    # the source's 10 m pixels are 13.8 m of Web Mercator at 43.6° N: zoom 14 (9.55 m), not 13 (19.1 m)
+    assert scheme["ZOOM_LEVEL"] == "14" and dx < 13.8, f"zoom {scheme['ZOOM_LEVEL']}, {dx} m: coarser than the source"
+
+
 def test_tile_prefix_goes_through_the_server():
     prefix = os.environ.get("LOCALTILESERVER_CLIENT_PREFIX", "")
     expected = f"{os.environ.get('JUPYTERHUB_SERVICE_PREFIX', '/')}proxy/{{port}}"
@@ -72,17 +89,19 @@ def test_tiles_through_jupyter_server_proxy(lab, cog):
     m, client = vre_viz.tile_map(cog, colormap="viridis", vmin=600, vmax=900)
     (layer,) = m.layers  # no basemap: nothing but the raster
     assert layer.url.startswith(f"/proxy/{client.server_port}/"), f"tile URL {layer.url} bypasses the proxy"
+    assert (layer.tile_size, layer.zoom_offset) == (512, -1), "512-pixel tiles, each the 4 of the next zoom level"
     lon, lat = client.center()[1], client.center()[0]
     for zoom in (client.default_zoom, client.default_zoom + 1, client.default_zoom + 3):
         tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, zoom)
         url = layer.url.format(z=tile.z, x=tile.x, y=tile.y, s="")
         status, body, kind = tile_png(lab, url)
-        assert status == 200 and kind == "image/png", f"{url}: {status} {kind} {body[:200]!r}"
+        assert status == 200 and kind == "image/webp", f"{url}: {status} {kind} {body[:200]!r}"
         rgba = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
+        assert rgba.shape == (512, 512, 4), f"tile z{zoom}: {rgba.shape}, not 512 pixels a side"
         assert rgba[..., 3].any() and rgba[..., :3].std() > 0, f"tile z{zoom} is empty or flat"
     # without the token the server redirects to its login page (urllib follows it): no tile
     status, body, kind = tile_png(lab, url, auth=False)
-    assert kind != "image/png" and b"/login?next=" in body, f"a tile without the server's token: {status} {kind}"
+    assert not kind.startswith("image/") and b"/login?next=" in body, f"a tile without the token: {status} {kind}"
 
 
 def test_no_basemap_unless_the_platform_names_one(monkeypatch, cog):
@@ -99,10 +118,13 @@ def test_no_basemap_unless_the_platform_names_one(monkeypatch, cog):
 def test_tile_server_tuned(monkeypatch, tmp_path):
     """localtileserver computes a raster's statistics for every tile of a non-byte raster (0.8 s of CPU for a 3-band
     preview, the tile itself 50 ms): vre_viz's maps share them, many tiles at once, one computation. Its PNG tiles
-    are compressed at zlib's level 1 (the zlib header of the image data says so), not 6: 7 ms a tile, not 87."""
+    are compressed at zlib's level 1 (the zlib header of the image data says so), not 6: 7 ms a tile, not 87. The
+    maps ask for WebP, lossless (VP8L), the same pixels as the PNG."""
     from concurrent.futures import ThreadPoolExecutor
 
     import morecantile
+    import numpy as np
+    from PIL import Image
     from rio_tiler.io import Reader
 
     import vre_viz
@@ -122,9 +144,33 @@ def test_tile_server_tuned(monkeypatch, tmp_path):
         answers = list(pool.map(lambda url: http_raw(url, timeout=60), urls))
     assert [status for status, _, _ in answers] == [200] * 9, [(s, b[:200]) for s, b, _ in answers]
     assert [str(c) for c in calls] == [str(image)], f"statistics computed {len(calls)} times for 9 tiles of one raster"
-    png = answers[0][1]
+    webp = answers[0][1]
+    assert webp[:4] == b"RIFF" and webp[8:16] == b"WEBPVP8L", f"not a lossless WebP: {webp[:16]!r}"
+    status, png, kind = http_raw(urls[0].replace(".webp?", ".png?"), timeout=60)
+    assert status == 200 and kind == "image/png", (status, kind)
     idat = png.index(b"IDAT") + 4
     assert png[idat:idat + 2] == b"\x78\x01", f"zlib header {png[idat:idat + 2]!r}: not level 1 (78 01)"
+    pixels = [np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")) for body in (webp, png)]
+    assert (pixels[0] == pixels[1]).all(), "the WebP tile's pixels differ from the PNG's: not lossless"
+
+
+def test_no_statistics_when_vmin_and_vmax_are_given(monkeypatch, cog):
+    """The first tile of a map with vmin and vmax waits for no statistics of the whole raster."""
+    import morecantile
+    from rio_tiler.io import Reader
+
+    import vre_viz
+
+    calls = []
+    real = Reader.statistics
+    monkeypatch.setattr(Reader, "statistics", lambda self, *a, **k: calls.append(self.input) or real(self, *a, **k))
+    m, client = vre_viz.tile_map(cog, colormap="viridis", vmin=600, vmax=900)
+    lon, lat = client.center()[1], client.center()[0]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, client.default_zoom + 1)
+    url = f"http://127.0.0.1:{client.server_port}" + m.layers[-1].url.split(f"/proxy/{client.server_port}", 1)[1]
+    status, body, _ = http_raw(url.format(z=tile.z, x=tile.x, y=tile.y, s=""), timeout=60)
+    assert status == 200, body[:200]
+    assert calls == [], f"statistics of {calls} computed for a tile with vmin and vmax"
 
 
 def test_3d_without_the_3d_stack_names_the_images(monkeypatch, tmp_path):

@@ -134,6 +134,15 @@ def test_qgis_gui_opens_geotiff_on_the_desktop(desktop, geotiff, tmp_path):
         qgis.wait(10)
 
 
+def test_qgis_plots_in_processing(tmp_path, geotiff):
+    """QGIS's plot algorithms (Plotly) run without Debian's matplotlib, which the desktop layer leaves out."""
+    path, _ = geotiff
+    out_path = tmp_path / "histogram.html"
+    qgis_process(["run", "qgis:rasterlayerhistogram", "--", f"INPUT={path}", "BAND=1", "BINS=10",
+                  f"OUTPUT={out_path}"], headless_env(tmp_path))
+    assert "plotly" in out_path.read_text().lower(), "the histogram page has no Plotly chart"
+
+
 @pytest.mark.otb
 def test_otb_algorithms_in_processing(tmp_path, geotiff):
     """OTB's applications are QGIS Processing algorithms (provider `otb`) and run on Debian's OTB."""

@@ -112,3 +112,22 @@ def test_trame_view_through_the_server(lab, scene, tmp_path):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_matplotlib_3d_axes(tmp_path):
+    """matplotlib's own 3D axes (mpl_toolkits.mplot3d) work in the notebooks' Python: Debian's matplotlib, which QGIS's
+    packages pull in, shadowed the environment's mpl_toolkits until the desktop layer left it out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mpl_toolkits
+    import numpy as np
+
+    assert all(path.startswith(os.path.dirname(matplotlib.__path__[0])) for path in mpl_toolkits.__path__), \
+        f"mpl_toolkits from {list(mpl_toolkits.__path__)}, not beside matplotlib {matplotlib.__version__}"
+    ax = plt.figure().add_subplot(projection="3d")
+    y, x = np.mgrid[0:20, 0:20]
+    ax.plot_surface(x, y, np.sin(x / 3) * np.cos(y / 4))
+    ax.figure.savefig(tmp_path / "surface.png")
+    assert ax.name == "3d" and (tmp_path / "surface.png").stat().st_size > 1000

@@ -60,7 +60,11 @@ async function main() {
       pending.delete(request);
       lastDone.t = Date.now();
       const timing = request.timing();
-      tiles.push({ z: Number(match[1]), status, ms: timing.responseEnd, phase: scenario.phase });
+      // ms: from the request's start to the last byte; queued: until it was sent (the browser's 6 connections to a
+      // host); wait: sent to first byte (proxies and the tile's making); download: first to last byte
+      tiles.push({ z: Number(match[1]), status, ms: timing.responseEnd, phase: scenario.phase,
+                   queued: timing.requestStart, wait: timing.responseStart - timing.requestStart,
+                   download: timing.responseEnd - timing.responseStart });
     };
     context.on("requestfinished", async (request) => done(request, (await request.response())?.status() ?? 0));
     context.on("requestfailed", (request) => done(request, 0));
