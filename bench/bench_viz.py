@@ -2,11 +2,11 @@
 """Benchmark of large results in the browser, through a real hub (a script that prints figures, never a test).
 
 A hub (JupyterHub + DockerSpawner + configurable-http-proxy, as tests/hub runs it, each server limited to --cpus
-CPUs, by default deploy/jupyterhub-docker's 2, and 3 GB) spawns base-geo for one user and desktop (the layer with
-3D) for another of the same team. In the team's folder a 4-band uint16 raster of --size pixels a side is generated
-in its UTM zone (10 m pixels), with a DEM of --dem-size pixels a side over the same area, then written as the map's
-copy (vre_viz.write_cog(web_map=True): Web Mercator at zoom 14, uncompressed: 2.9 GiB with its overviews for 10240
-pixels, the COG the map shows). Chromium (src/vre/verify/browser/bench_viz.mjs) then, after a first cell that
+CPUs and --memory, by default deploy/jupyterhub-docker's 2 and 4G) spawns base-geo for one user and desktop (the
+layer with 3D) for another of the same team. In the team's folder a 4-band uint16 raster of --size pixels a side is
+generated in its UTM zone (10 m pixels), with a DEM of --dem-size pixels a side over the same area, then written as
+the map's copy (vre_viz.write_cog(web_map=True): Web Mercator at zoom 14, uncompressed: 2.9 GiB with its overviews
+for 10240 pixels, the COG the map shows). Chromium (src/vre/verify/browser/bench_viz.mjs) then, after a first cell that
 imports the libraries (timed on its own),
   - in base-geo, runs a cell that opens the COG on a tiled map (vre_viz.tile_map): time to the first tile drawn;
     drags the map four times at each of five zoom levels: every tile's latency through the hub's proxy, p50 and p95;
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--dem-size", type=int, default=4096, help="DEM width and height in pixels")
     parser.add_argument("--cpus", type=float, default=2,
                         help="each server's CPU limit (default: deploy/jupyterhub-docker's limits.cpu, 2)")
+    parser.add_argument("--memory", default="4G",
+                        help="each server's memory limit, page cache included (default: deploy's limits.memory, 4G)")
     parser.add_argument("--matrix", type=Path, default=ROOT / "images" / "matrix.yaml")
     parser.add_argument("--image", help="a base-geo image to use as it is (default: base-geo/debian, built first)")
     parser.add_argument("--desktop-image", help="a desktop image to use as it is (default: desktop/debian, built)")
@@ -174,7 +176,7 @@ def main() -> None:
         teams, runtime = Path(tmp, "teams"), Path(tmp, "hub")
         teams.mkdir()
         runtime.mkdir()
-        limits = {"memory": "3G", "cpu": args.cpus, "shm": "1G"}
+        limits = {"memory": args.memory, "cpu": args.cpus, "shm": "1G"}
         with running_hub(runtime, refs, proxy, teams, TEAMS, limits=limits) as hub:  # it makes the team folders
             sessions = {}
             for image, user in (("base-geo", USER), ("desktop", USER_3D)):
@@ -192,7 +194,7 @@ def main() -> None:
     failed = [t for t in tiles["tiles"] if t["status"] != 200]
     record = {
         "measured": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(), "images": refs,
-        "server_limits": {"cpus": args.cpus, "memory": "3G"},
+        "server_limits": {"cpus": args.cpus, "memory": args.memory},
         "cog": {"pixels": int(cog_pixels), "source_pixels": args.size, "bands": 4, "dtype": "uint16",
                 "crs": "EPSG:3857", "bytes": int(cog_bytes),
                 "generate_seconds": float(generate_seconds)},
@@ -212,7 +214,7 @@ def main() -> None:
         ("COG on the map", f"{cog_pixels} x {cog_pixels} px (Web Mercator, from {args.size} x {args.size} px in UTM), "
                            f"4 bands uint16, {int(cog_bytes) / gib:.2f} GiB "
                            f"(generated in {float(generate_seconds):.0f} s)"),
-        ("each user server's limits", f"{args.cpus:g} CPUs, 3 GB"),
+        ("each user server's limits", f"{args.cpus:g} CPUs, {args.memory}"),
         ("imports cell (vre_viz, ipyleaflet, localtileserver)", f"{record['map_import_seconds']:.2f} s"),
         ("first tile drawn (map cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
         (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",
