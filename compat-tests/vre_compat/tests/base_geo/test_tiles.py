@@ -73,6 +73,11 @@ def test_platform_tile_prefix_wins():
     assert out == "/tiles/{port}", f"the start hook turned the platform's prefix into {out!r}"
 
 
+def direct(layer_url: str, client) -> str:
+    """A layer's tile URL (through the Jupyter server's /proxy/<port>/) as the tile server's own, in this process."""
+    return f"http://127.0.0.1:{client.server_port}" + layer_url.split(f"/proxy/{client.server_port}", 1)[1]
+
+
 def tile_png(lab, url: str, auth: bool = True):
     status, body, kind = http_raw(f"{lab.url}{url}", headers=lab.auth if auth else {}, timeout=60)
     return status, body, kind
@@ -138,8 +143,8 @@ def test_tile_server_tuned(monkeypatch, tmp_path):
     layer = m.layers[-1]
     lon, lat = client.center()[1], client.center()[0]
     centre = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, client.default_zoom + 4)
-    urls = [f"http://127.0.0.1:{client.server_port}" + layer.url.split(f"/proxy/{client.server_port}", 1)[1]
-            .format(z=centre.z, x=centre.x + dx, y=centre.y + dy, s="") for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    urls = [direct(layer.url, client).format(z=centre.z, x=centre.x + dx, y=centre.y + dy, s="")
+            for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
     with ThreadPoolExecutor(9) as pool:
         answers = list(pool.map(lambda url: http_raw(url, timeout=60), urls))
     assert [status for status, _, _ in answers] == [200] * 9, [(s, b[:200]) for s, b, _ in answers]
@@ -167,8 +172,7 @@ def test_no_statistics_when_vmin_and_vmax_are_given(monkeypatch, cog):
     m, client = vre_viz.tile_map(cog, colormap="viridis", vmin=600, vmax=900)
     lon, lat = client.center()[1], client.center()[0]
     tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, client.default_zoom + 1)
-    url = f"http://127.0.0.1:{client.server_port}" + m.layers[-1].url.split(f"/proxy/{client.server_port}", 1)[1]
-    status, body, _ = http_raw(url.format(z=tile.z, x=tile.x, y=tile.y, s=""), timeout=60)
+    status, body, _ = http_raw(direct(m.layers[-1].url, client).format(z=tile.z, x=tile.x, y=tile.y, s=""), timeout=60)
     assert status == 200, body[:200]
     assert calls == [], f"statistics of {calls} computed for a tile with vmin and vmax"
 
