@@ -112,11 +112,12 @@ def tune_tile_server() -> None:
         vre_tuned = True
 
         def statistics(self, *args, **kwargs):
-            stat = os.stat(self.input) if os.path.exists(str(self.input)) else None
-            key = (str(self.input), stat and (stat.st_size, stat.st_mtime_ns), repr(args), repr(sorted(kwargs.items())))
             compute = super().statistics
 
-            def cached() -> dict:
+            def cached() -> dict:  # the file's size and time looked up only when a tile reads the statistics
+                stat = os.stat(self.input) if os.path.exists(str(self.input)) else None
+                key = (str(self.input), stat and (stat.st_size, stat.st_mtime_ns), repr(args),
+                       repr(sorted(kwargs.items())))
                 with _statistics_lock:
                     lock = _statistics_locks.setdefault(key, threading.Lock())
                 with lock:  # the first request computes them, the others wait for it
