@@ -58,6 +58,9 @@ def basemap_layers() -> tuple:
 # (the request through two proxies, opening the file) paid a quarter as often. Layers of other sizes still show them
 # in the right place (a browser scales the image into the layer's tile).
 TILE_SIZE = 512
+# A map's tiles show values already stretched to 8 bits (vmin, vmax): a display, which lossy WebP at this quality
+# leaves visually the same at a tenth of the bytes; tile_map(lossless=True) serves the exact 8-bit values (PNG).
+TILE_QUALITY = 90
 
 _statistics: dict = {}
 _statistics_locks: dict = {}
@@ -90,8 +93,10 @@ def tune_tile_server() -> None:
       file is read again) and arguments, computed once when a map asks for many tiles at once;
     - its PNG tiles are compressed at zlib's level 6: 87 ms for a 256 x 256 tile of a noisy 3-band raster. Level 1
       takes 7 ms for 18 % more bytes (lossless either way);
-    - its WebP tiles are lossy, and lossless WebP at GDAL's default effort takes 45 ms. They are lossless at the
-      least effort (METHOD=0): 3 ms, a fifth fewer bytes than PNG at level 1. tile_map's layers ask for WebP.
+    - its WebP tiles are encoded at libwebp's default effort. They are made at the least effort (METHOD=0) and
+      quality TILE_QUALITY: a 512-pixel tile of a noisy raster in 10 ms and 47 kB, where lossless WebP takes 16 ms
+      and 517 kB (11 times the bytes for the browser to fetch and decode). tile_map's layers ask for WebP unless
+      told `lossless=True` (then PNG).
     Its tiles are also TILE_SIZE pixels a side."""
     from localtileserver.tiler import handler
     from rio_tiler.models import ImageData
@@ -105,7 +110,8 @@ def tune_tile_server() -> None:
             if img_format == "PNG":
                 kwargs.setdefault("zlevel", 1)
             elif img_format == "WEBP":
-                kwargs.update(LOSSLESS="TRUE", METHOD=0)
+                kwargs.setdefault("QUALITY", TILE_QUALITY)
+                kwargs["METHOD"] = 0
             return super().render(*args, **kwargs)
 
     class Reader(handler.Reader):
@@ -150,9 +156,10 @@ def fit_zoom(bounds, width: int = 800, height: int = 400) -> int:
     return max(0, min(22, math.floor(min(zoom_x, zoom_y))))
 
 
-def tile_map(source, *, zoom_offset: int = 0, **style):
+def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, **style):
     """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles, the raster filling the
     map; `style` goes to localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
+    Tiles are WebP at TILE_QUALITY, or PNG with `lossless=True`.
     Returns (map, client): keep the client alive as long as the map is shown."""
     from ipyleaflet import Map
     from localtileserver import TileClient, get_leaflet_tile_layer
@@ -160,10 +167,11 @@ def tile_map(source, *, zoom_offset: int = 0, **style):
     tune_tile_server()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
-    webp = layer.url.replace("/{z}/{x}/{y}.png", "/{z}/{x}/{y}.webp", 1)
-    if webp == layer.url:
-        raise RuntimeError(f"localtileserver's tile URL {layer.url} has no '/{{z}}/{{x}}/{{y}}.png' to ask for WebP")
-    layer.url = webp  # lossless WebP: see tune_tile_server
+    if not lossless:
+        webp = layer.url.replace("/{z}/{x}/{y}.png", "/{z}/{x}/{y}.webp", 1)
+        if webp == layer.url:
+            raise RuntimeError(f"localtileserver's tile URL {layer.url} has no '/{{z}}/{{x}}/{{y}}.png' to ask for WebP")
+        layer.url = webp
     layer.tile_size, layer.zoom_offset = TILE_SIZE, -1  # a 512-pixel tile is the four 256-pixel ones of the next zoom
     m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(client.bounds()) + zoom_offset,
             scroll_wheel_zoom=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import stat
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -57,9 +59,44 @@ def _search(stream: IO[bytes], certs: list[Cert]) -> set[int]:
     return found
 
 
-def _layers(image: str) -> Iterator[tuple[str, tarfile.TarFile]]:
-    """Yield (layer name, tarfile) for each layer of `docker save`, streamed."""
-    proc = subprocess.Popen([engine.client(), "save", image], stdout=subprocess.PIPE, env=engine.env())
+def _files_in_dirs(image: str) -> Iterator[tuple[str, str, IO[bytes]]] | None:
+    """Each regular file of each layer, read where the local overlay2 driver keeps it; None where it cannot be.
+
+    This needs no disk: `docker save` writes the whole image to the daemon's disk before it streams it (seen in a CI
+    run: "no space left on device" for a 1.7 GB image).
+    """
+    info = engine.inspect(image)
+    driver = (info or {}).get("GraphDriver") or {}
+    if driver.get("Name") != "overlay2":
+        return None
+    data = driver.get("Data") or {}
+    top_down = [data.get("UpperDir", ""), *data.get("LowerDir", "").split(":")]
+    dirs = [Path(d) for d in reversed(top_down) if d]
+    diff_ids = info["RootFS"]["Layers"] if info else []
+    if len(dirs) != len(diff_ids) or not all(os.access(d, os.R_OK | os.X_OK) for d in dirs):
+        return None  # another daemon's disk (a remote engine), or no permission to read it
+    return _walk(zip(diff_ids, dirs))
+
+
+def _walk(layers: Iterable[tuple[str, Path]]) -> Iterator[tuple[str, str, IO[bytes]]]:
+    seen: set[tuple[int, int]] = set()  # a hard link's content is read once, as `docker save` has it once
+    for layer, root in layers:
+        for parent, _, names in os.walk(root):
+            for name in names:
+                path = os.path.join(parent, name)
+                info = os.lstat(path)
+                # not symbolic links, nor the whiteouts (devices) that mark deleted files
+                if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    with open(path, "rb") as content:
+                        yield layer, os.path.relpath(path, root), content
+
+
+def _files_in_save(image: str) -> Iterator[tuple[str, str, IO[bytes]]]:
+    """Each regular file of each layer of `docker save`, streamed."""
+    proc = subprocess.Popen([engine.client(), "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=engine.env())
+    unreadable: tarfile.ReadError | None = None
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
             for member in outer:
@@ -69,29 +106,39 @@ def _layers(image: str) -> Iterator[tuple[str, tarfile.TarFile]]:
                     inner = tarfile.open(fileobj=outer.extractfile(member), mode="r|")
                 except tarfile.ReadError:
                     continue  # a blob that is JSON, not a layer
-                yield member.name, inner
+                for file in inner:
+                    whiteout = os.path.basename(file.name).startswith(".wh.")  # marks a deletion, holds nothing
+                    content = inner.extractfile(file) if file.isfile() and not whiteout else None
+                    if content is not None:
+                        # a layer imported from a rootfs tar names its files ./etc/...
+                        yield member.name, file.name.removeprefix("./"), content
+    except tarfile.ReadError as e:
+        unreadable = e  # a daemon that failed wrote nothing or stopped midway: its message says why
     finally:
         if proc.stdout:
             proc.stdout.close()
-        if proc.wait() != 0:
-            raise engine.EngineError(f"docker save {image} failed")
+        _, err = proc.communicate()
+        if proc.returncode != 0 or unreadable:
+            why = err.decode(errors="replace").strip() or f"its output is not a whole tar ({unreadable})"
+            raise engine.EngineError(f"docker save {image} failed: {why}")
 
 
-def scan(image: str, bundle: Path) -> list[str]:
+def files(image: str, via_save: bool = False) -> Iterator[tuple[str, str, IO[bytes]]]:
+    """(layer, path, content) of each regular file of each layer, deleted or overwritten ones included."""
+    in_dirs = None if via_save else _files_in_dirs(image)
+    return in_dirs if in_dirs is not None else _files_in_save(image)
+
+
+def scan(image: str, bundle: Path, via_save: bool = False) -> list[str]:
     """Places where a certificate of `bundle` that is not a public Debian CA appears in `image`."""
     certs = certificates(bundle)
     hits: list[tuple[int, str]] = []
     public: set[int] = set()
-    for layer, tar in _layers(image):
-        for member in tar:
-            content = tar.extractfile(member) if member.isfile() else None
-            if content is None:
-                continue
-            name = member.name.removeprefix("./")  # a layer imported from a rootfs tar names files ./etc/...
-            found = _search(content, certs)
-            if name.startswith(PUBLIC_DIR):
-                public |= found
-            hits += [(i, f"{layer}: /{name}") for i in found]
+    for layer, name, content in files(image, via_save):
+        found = _search(content, certs)
+        if name.startswith(PUBLIC_DIR):
+            public |= found
+        hits += [(i, f"{layer}: /{name}") for i in found]
     history = engine.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
     config = engine.docker("image", "inspect", image).stdout
     for where, text in (("history", history), ("image config", config)):

@@ -27,7 +27,7 @@ USER = USERS["desktop"]
 FOLDER = "day"
 NOTEBOOK = f"{FOLDER}/scientist.ipynb"
 COMMIT = "NDVI over the local catalog, map and 3D"
-TILE_TYPE = "image/webp"  # vre_viz.tile_map asks for lossless WebP tiles
+TILE_TYPE = "image/webp"  # vre_viz.tile_map asks for WebP tiles
 
 CELLS = [
     # The data: a STAC catalog of COG scenes and a DEM, generated here (the test machine has no internet), and the
