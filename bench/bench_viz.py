@@ -123,11 +123,11 @@ def put_notebook(hub, session, user: str, name: str, cells: list[str]) -> str:
     return f"bench/{name}.ipynb"
 
 
-def scenario(hub, out: Path, user: str, **notebooks: str) -> dict:
+def scenario(hub, out: Path, chromium: str, user: str, **notebooks: str) -> dict:
     """One run of bench_viz.mjs as `user`; its facts, with the machine's load before and after."""
     before, t0 = load(), time.monotonic()
     result = runner.run_scenario("bench_viz", runner.HubTarget(hub.url, hub.password, hub.log_tail), out,
-                                 timeout=2400, user=user, **notebooks)
+                                 chromium=chromium, timeout=2400, user=user, **notebooks)
     (out / f"bench-viz-{'-'.join(notebooks)}-output.txt").write_text(result.output)
     if not result.ok:
         raise SystemExit(f"the benchmark scenario failed: {result.error}\n{result.summary()}")
@@ -157,6 +157,9 @@ def main() -> None:
                         help="each server's CPU limit (default: deploy/jupyterhub-docker's limits.cpu, 2)")
     parser.add_argument("--memory", default="4G",
                         help="each server's memory limit, page cache included (default: deploy's limits.memory, 4G)")
+    parser.add_argument("--browser-nice", type=int, default=0,
+                        help="run Chromium at this niceness (e.g. 10), as if the browser were on the user's machine "
+                             "rather than on the servers' cores (default 0: it competes with them)")
     parser.add_argument("--matrix", type=Path, default=ROOT / "images" / "matrix.yaml")
     parser.add_argument("--image", help="a base-geo image to use as it is (default: base-geo/debian, built first)")
     parser.add_argument("--desktop-image", help="a desktop image to use as it is (default: desktop/debian, built)")
@@ -176,6 +179,11 @@ def main() -> None:
         teams, runtime = Path(tmp, "teams"), Path(tmp, "hub")
         teams.mkdir()
         runtime.mkdir()
+        chromium = runner.CHROMIUM
+        if args.browser_nice:
+            chromium = str(Path(tmp, "chromium"))
+            Path(chromium).write_text(f'#!/bin/sh\nexec nice -n {args.browser_nice} {runner.CHROMIUM} "$@"\n')
+            Path(chromium).chmod(0o755)
         limits = {"memory": args.memory, "cpu": args.cpus, "shm": "1G"}
         with running_hub(runtime, refs, proxy, teams, TEAMS, limits=limits) as hub:  # it makes the team folders
             sessions = {}
@@ -187,14 +195,14 @@ def main() -> None:
                   f"in {DATA} ...", flush=True)
             cog_bytes, cog_pixels, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
                 size=args.size, dem=args.dem_size, data=DATA), timeout=3600).split()
-            tiles = scenario(hub, out, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
-            view = scenario(hub, out, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
+            tiles = scenario(hub, out, chromium, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
+            view = scenario(hub, out, chromium, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
             memories = {user: memory(hub, session, user) for user, session in sessions.items()}
     panned = [t["ms"] for t in tiles["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]
     failed = [t for t in tiles["tiles"] if t["status"] != 200]
     record = {
         "measured": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(), "images": refs,
-        "server_limits": {"cpus": args.cpus, "memory": args.memory},
+        "server_limits": {"cpus": args.cpus, "memory": args.memory}, "browser_nice": args.browser_nice,
         "cog": {"pixels": int(cog_pixels), "source_pixels": args.size, "bands": 4, "dtype": "uint16",
                 "crs": "EPSG:3857", "bytes": int(cog_bytes),
                 "generate_seconds": float(generate_seconds)},
@@ -215,6 +223,7 @@ def main() -> None:
                            f"4 bands uint16, {int(cog_bytes) / gib:.2f} GiB "
                            f"(generated in {float(generate_seconds):.0f} s)"),
         ("each user server's limits", f"{args.cpus:g} CPUs, {args.memory}"),
+        ("Chromium's niceness", str(args.browser_nice)),
         ("imports cell (vre_viz, ipyleaflet, localtileserver)", f"{record['map_import_seconds']:.2f} s"),
         ("first tile drawn (map cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
         (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",
