@@ -170,7 +170,8 @@ def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, **style):
     if not lossless:
         webp = layer.url.replace("/{z}/{x}/{y}.png", "/{z}/{x}/{y}.webp", 1)
         if webp == layer.url:
-            raise RuntimeError(f"localtileserver's tile URL {layer.url} has no '/{{z}}/{{x}}/{{y}}.png' to ask for WebP")
+            raise RuntimeError(f"localtileserver's tile URL {layer.url} has no '/{{z}}/{{x}}/{{y}}.png' "
+                               "to ask for WebP")
         layer.url = webp
     layer.tile_size, layer.zoom_offset = TILE_SIZE, -1  # a 512-pixel tile is the four 256-pixel ones of the next zoom
     m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(client.bounds()) + zoom_offset,
