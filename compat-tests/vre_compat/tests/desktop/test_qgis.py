@@ -163,26 +163,24 @@ def test_otb_algorithms_in_processing(tmp_path, geotiff):
     assert srs.GetAuthorityCode(None) == "32631"
 
 
-def _qgis_pids() -> set[int]:
-    return {p["pid"] for p in xsession.processes() if p["name"] in ("qgis", "qgis.bin")}
+def _qgis(before: frozenset[int] | set[int] = frozenset()) -> list[dict]:
+    """This user's QGIS processes (the `qgis` wrapper or qgis.bin) but those whose pid is in `before`."""
+    return [p for p in xsession.processes() if p["name"] in ("qgis", "qgis.bin") and p["pid"] not in before]
 
 
-def _wait_for_qgis_window(desktop, before: set[int], after: str) -> list[dict]:
-    """The QGIS processes started since `before`, once QGIS's main window is on the desktop (fails after 240 s)."""
+def _wait_for_qgis_window(desktop, before: set[int], after: str) -> None:
+    """Until QGIS's main window is on the desktop, from a QGIS started since `before` (fails after 240 s)."""
     deadline = time.monotonic() + 240
-    while True:
-        started = [p for p in xsession.processes() if p["name"] in ("qgis", "qgis.bin") and p["pid"] not in before]
-        if started and xsession.qgis_windows(xsession.windows(desktop.display)):
-            return started
+    while not ((started := _qgis(before)) and xsession.qgis_windows(xsession.windows(desktop.display))):
         if time.monotonic() > deadline:
             pytest.fail(f"no QGIS window on {desktop.display} 240 s after {after} (started: {started})")
         time.sleep(2)
 
 
 def _kill_new_qgis(before: set[int]) -> None:
-    for pid in _qgis_pids() - before:
+    for p in _qgis(before):
         try:
-            os.kill(pid, 9)
+            os.kill(p["pid"], 9)
         except OSError:
             pass
 
@@ -191,7 +189,7 @@ def _kill_new_qgis(before: set[int]) -> None:
 def test_jupyterlab_qgis_launcher_starts_qgis(desktop):
     """The JupyterLab "QGIS" tile (/qgis/) sends the browser to the desktop and starts QGIS on it."""
     lab = desktop.lab
-    before = _qgis_pids()
+    before = {p["pid"] for p in _qgis()}
     try:
         status, _ = http(f"{lab.url}/qgis/", headers=lab.auth, timeout=60)
         # urllib follows the redirect to ../desktop/ (the noVNC page)
@@ -209,7 +207,7 @@ def test_qgis_launcher_starts_one_qgis_for_many_requests(desktop):
     from concurrent.futures import ThreadPoolExecutor
 
     lab = desktop.lab
-    before = _qgis_pids()
+    before = {p["pid"] for p in _qgis()}
     try:
         # 4 at once, every 50 ms for 4 s: across the time the wrapper takes to become qgis.bin
         with ThreadPoolExecutor(4) as pool:
@@ -219,7 +217,7 @@ def test_qgis_launcher_starts_one_qgis_for_many_requests(desktop):
                 time.sleep(0.05)
         _wait_for_qgis_window(desktop, before, "80 rounds of 4 requests to /qgis/")
         time.sleep(5)  # a second QGIS started late would show by now
-        binaries = [p for p in xsession.processes() if p["name"] == "qgis.bin" and p["pid"] not in before]
+        binaries = [p for p in _qgis(before) if p["name"] == "qgis.bin"]
         assert len(binaries) == 1, f"{len(binaries)} QGIS started for one desktop: {binaries}"
     finally:
         _kill_new_qgis(before)
