@@ -67,12 +67,12 @@ def _files_in_dirs(image: str) -> Iterator[tuple[str, str, IO[bytes]]] | None:
     """
     info = engine.inspect(image)
     driver = (info or {}).get("GraphDriver") or {}
-    if driver.get("Name") != "overlay2":
-        return None
+    if info is None or driver.get("Name") != "overlay2":
+        return None  # no such image: `docker save` says so
     data = driver.get("Data") or {}
     top_down = [data.get("UpperDir", ""), *data.get("LowerDir", "").split(":")]
     dirs = [Path(d) for d in reversed(top_down) if d]
-    diff_ids = info["RootFS"]["Layers"] if info else []
+    diff_ids = info["RootFS"]["Layers"]
     if len(dirs) != len(diff_ids) or not all(os.access(d, os.R_OK | os.X_OK) for d in dirs):
         return None  # another daemon's disk (a remote engine), or no permission to read it
     return _walk(zip(diff_ids, dirs))
