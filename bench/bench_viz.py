@@ -10,6 +10,7 @@ for 10240 pixels, the COG the map shows). Chromium (src/vre/verify/browser/bench
 imports the libraries (timed on its own),
   - in base-geo, runs a cell that opens the COG on a tiled map (vre_viz.tile_map): time to the first tile drawn;
     drags the map four times at each of five zoom levels: every tile's latency through the hub's proxy, p50 and p95;
+    then asks the tile server alone (no browser on the same cores) for the 6 tiles of each zoom step together;
   - in desktop, runs a cell that shows the DEM in 3D with the UTM raster draped on it (vre_viz.terrain, decimated
     on read to its default 2048 pixels a side; trame's server rendering): time to the first frame.
 The load of the machine (1-minute load average) is recorded with each part; each server's memory (peak, OOM kills)
@@ -83,6 +84,39 @@ MAP = ["import vre_viz, ipyleaflet, localtileserver",
 # 4096 x 4096 DEM a vertex needs more than the server's 3 GB to render: the kernel is killed at the first frame).
 DEM = ["import vre_viz, pyvista",
        f'vre_viz.terrain("{DATA}/dem.tif", drape="{DATA}/scene.tif", exaggeration=3, window_size=(900, 600)).show()']
+# The tile server alone, without the browser on the same cores: the map's zoom steps (the 6 tiles about the centre
+# of each of the five levels from the map's own, asked together, as the map asks for them), 3 rounds, from a client
+# process of its own beside the kernel (so that it does not share the tile server's interpreter). Each tile's time
+# from request to last byte, in ms.
+SERVER_BURSTS = '''
+import json, subprocess, sys
+import morecantile, vre_viz
+m, client = vre_viz.tile_map("{data}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)
+south, north, west, east = client.bounds()
+zoom = vre_viz.fit_zoom(client.bounds())
+grid = morecantile.tms.get("WebMercatorQuad")
+steps = []
+for z in range(zoom, zoom + 5):
+    centre = grid.tile((west + east) / 2, (south + north) / 2, z)
+    tiles = sorted(grid.tiles(west, south, east, north, [z]),
+                   key=lambda t: (t.x - centre.x) ** 2 + (t.y - centre.y) ** 2)[:6]
+    steps.append([f"http://127.0.0.1:{{client.server_port}}/api/tiles/{{t.z}}/{{t.x}}/{{t.y}}.webp"
+                  f"?filename={data}/big.tif&indexes=3,2,1&vmin=500&vmax=3900" for t in tiles])
+CLIENT = """
+import json, sys, time, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+def get(url):
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        answer.read()
+    return (time.perf_counter() - started) * 1000
+steps = json.load(sys.stdin)
+with ThreadPoolExecutor(6) as pool:
+    print(json.dumps([ms for _ in range(3) for step in steps for ms in pool.map(get, step)]))
+"""
+print(subprocess.run([sys.executable, "-c", CLIENT], input=json.dumps(steps), capture_output=True, text=True,
+                     check=True).stdout)
+'''
 # What each server's memory cgroup saw (cgroup v1 or v2): its peak (page cache included) and OOM kills.
 MEMORY = """
 from pathlib import Path
@@ -196,6 +230,7 @@ def main() -> None:
             cog_bytes, cog_pixels, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
                 size=args.size, dem=args.dem_size, data=DATA), timeout=3600).split()
             tiles = scenario(hub, out, chromium, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
+            bursts = json.loads(run_code(hub, sessions[USER], USER, SERVER_BURSTS.format(data=DATA), timeout=600))
             view = scenario(hub, out, chromium, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
             memories = {user: memory(hub, session, user) for user, session in sessions.items()}
     panned = [t["ms"] for t in tiles["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]
@@ -211,6 +246,10 @@ def main() -> None:
         "zoom_levels": tiles["zoomLevels"],
         "tile_p50_ms": round(percentile(panned, 50), 1), "tile_p95_ms": round(percentile(panned, 95), 1),
         "tile_max_ms": round(max(panned), 1), "tiles_load": [tiles["load_before"], tiles["load_after"]],
+        # each tile as the browser timed it (ms, queued, wait, download): where a slow tile spent its time
+        "tile_timings": tiles["tiles"],
+        "server_burst_tiles": len(bursts), "server_burst_p50_ms": round(percentile(bursts, 50), 1),
+        "server_burst_p95_ms": round(percentile(bursts, 95), 1), "server_burst_max_ms": round(max(bursts), 1),
         "dem_pixels": args.dem_size, "dem_import_seconds": view["demImportSeconds"],
         "first_3d_frame_seconds": view["first3dFrameSeconds"], "view_shown_seconds": view["viewShownSeconds"],
         "view_load": [view["load_before"], view["load_after"]], "memory": memories,
@@ -228,6 +267,9 @@ def main() -> None:
         ("first tile drawn (map cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
         (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",
          f"p50 {record['tile_p50_ms']:.0f} ms, p95 {record['tile_p95_ms']:.0f} ms, max {record['tile_max_ms']:.0f} ms"),
+        (f"the same zoom steps from the tile server alone, no browser ({len(bursts)} tiles, 6 at a time)",
+         f"p50 {record['server_burst_p50_ms']:.0f} ms, p95 {record['server_burst_p95_ms']:.0f} ms, "
+         f"max {record['server_burst_max_ms']:.0f} ms"),
         ("tile failures (status 0: cancelled by the map, e.g. when it zoomed on)",
          f"{len(failed)} {sorted(t['status'] for t in failed)}"),
         ("load average (1 min) before, after the map", f"{tiles['load_before']}, {tiles['load_after']}"),

@@ -127,7 +127,7 @@ def test_tile_server_tuned(monkeypatch, tmp_path):
     preview, the tile itself 50 ms): vre_viz's maps share them, many tiles at once, one computation. Its PNG tiles
     are compressed at zlib's level 1 (the zlib header of the image data says so), not 6: 7 ms a tile, not 87. The
     maps ask for lossy WebP at TILE_QUALITY, which looks like the PNG (PSNR) in far fewer bytes; a lossless map
-    asks for the PNG."""
+    asks for the PNG. Tiles inside the raster carry no alpha channel (edge tiles do: see the tests above and below)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import morecantile
@@ -153,17 +153,82 @@ def test_tile_server_tuned(monkeypatch, tmp_path):
     assert [status for status, _, _ in answers] == [200] * 9, [(s, b[:200]) for s, b, _ in answers]
     assert [str(c) for c in calls] == [str(image)], f"statistics computed {len(calls)} times for 9 tiles of one raster"
     webp = answers[0][1]
-    assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP" and webp[12:16] != b"VP8L", f"not lossy: {webp[:16]!r}"
+    # lossy ("VP8 "), without an alpha channel ("VP8X" + "ALPH"): these tiles have no pixel outside the raster
+    assert webp[:4] == b"RIFF" and webp[8:12] == b"WEBP" and webp[12:16] == b"VP8 ", f"not lossy RGB: {webp[:16]!r}"
     png_url = vre_viz.tile_map(client, indexes=[1, 2, 3], lossless=True)[0].layers[-1].url
     status, png, kind = http_raw(direct(png_url, client).format(z=centre.z, x=centre.x - 1, y=centre.y - 1, s=""),
                                  timeout=60)
     assert status == 200 and kind == "image/png", (status, kind)
     idat = png.index(b"IDAT") + 4
     assert png[idat:idat + 2] == b"\x78\x01", f"zlib header {png[idat:idat + 2]!r}: not level 1 (78 01)"
+    assert png[25] == 2, f"PNG colour type {png[25]}, not 2 (RGB): an alpha channel for a tile inside the raster"
     pixels = [np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(float) for body in (webp, png)]
     psnr = 10 * np.log10(255 ** 2 / ((pixels[0] - pixels[1]) ** 2).mean())
     assert psnr > 35, f"the WebP tile is {psnr:.1f} dB from the PNG's pixels: visibly different"
     assert len(webp) < len(png) / 3, f"WebP {len(webp)} bytes, PNG {len(png)}: the lossy tile saves little"
+
+
+@pytest.mark.parametrize("dtype,vmin,vmax", [("uint16", 650, 800.5), ("int16", -700, 90), ("uint8", 10, 250)])
+def test_tiles_stretch_as_rio_tiler_does(tmp_path, dtype, vmin, vmax):
+    """vre_viz's tile server stretches integer bands through a lookup table: a lossless tile over the raster's
+    corner (pixels inside and outside it) has exactly the pixels and transparency of rio-tiler's own stretch."""
+    import morecantile
+    import numpy as np
+    from PIL import Image
+    from rio_tiler.io import Reader
+
+    import vre_viz
+
+    values = scene_values(1, "B04", 1024)[None].repeat(3, axis=0).astype("int32")
+    values = {"uint16": values, "int16": values - 1400, "uint8": values % 256}[dtype].astype(dtype)
+    image = write_cog(tmp_path / f"{dtype}.tif", values, (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0))
+    m, client = vre_viz.tile_map(image, indexes=[1, 2, 3], vmin=vmin, vmax=vmax, lossless=True)
+    west, north = client.bounds()[2], client.bounds()[1]
+    corner = morecantile.tms.get("WebMercatorQuad").tile(west, north, client.default_zoom + 1)
+    status, png, _ = http_raw(direct(m.layers[-1].url, client).format(z=corner.z, x=corner.x, y=corner.y, s=""),
+                              timeout=60)
+    assert status == 200, png[:200]
+    served = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    with Reader(str(image)) as reader:  # rio-tiler's own classes: localtileserver's stretch, untuned
+        tile = reader.tile(corner.x, corner.y, corner.z, tilesize=vre_viz.TILE_SIZE, indexes=[1, 2, 3])
+    expected = np.asarray(Image.open(io.BytesIO(
+        tile.rescale(in_range=[(vmin, vmax)] * 3, out_range=[(0, 255)]).render(img_format="PNG"))).convert("RGBA"))
+    assert 0 < (served[..., 3] == 0).mean() < 1, "the tile should hold pixels inside and outside the raster"
+    assert np.array_equal(served, expected), f"{(served != expected).any(axis=-1).sum()} pixels differ"
+
+
+@pytest.mark.parametrize("style", [{"indexes": [1, 2, 3]}, {"indexes": [1]}, {"indexes": [1], "colormap": "viridis"}],
+                         ids=["rgb", "grey", "colormap"])
+def test_webp_tiles_match_the_lossless_ones(tmp_path, style):
+    """The WebP tiles (encoded by Pillow, not GDAL) over the raster's corner: the same transparency as the lossless
+    tile (rio-tiler's own PNG), and the same colours, within lossy compression."""
+    import morecantile
+    import numpy as np
+    from PIL import Image
+
+    import vre_viz
+
+    # a smooth ramp across the whole range (scene_values' ramp wraps every 256 pixels: sharp edges of colour, which
+    # lossy WebP blurs at any encoder's quality, GDAL's too)
+    rows, cols = np.mgrid[0:1024, 0:1024]
+    ramp = (700 + (rows + 2 * cols) * 255 / 3069).astype("uint16")
+    image = write_cog(tmp_path / "scene.tif", np.stack([ramp, ramp[::-1], ramp[:, ::-1]]),
+                      (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0))
+    tiles = {}
+    for lossless in (False, True):
+        m, client = vre_viz.tile_map(image, vmin=700, vmax=955, lossless=lossless, **style)
+        west, north = client.bounds()[2], client.bounds()[1]
+        corner = morecantile.tms.get("WebMercatorQuad").tile(west, north, client.default_zoom + 1)
+        status, body, kind = http_raw(direct(m.layers[-1].url, client).format(z=corner.z, x=corner.x, y=corner.y,
+                                                                              s=""), timeout=60)
+        assert status == 200, body[:200]
+        tiles[kind] = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(float)
+    webp, png = tiles["image/webp"], tiles["image/png"]
+    assert 0 < (png[..., 3] == 0).mean() < 1, "the tile should hold pixels inside and outside the raster"
+    assert np.array_equal(webp[..., 3], png[..., 3]), "the WebP tile's transparency differs from the PNG's"
+    inside = png[..., 3] > 0
+    psnr = 10 * np.log10(255 ** 2 / ((webp[inside, :3] - png[inside, :3]) ** 2).mean())
+    assert psnr > 35, f"the WebP tile is {psnr:.1f} dB from the PNG's pixels: other colours"
 
 
 def test_no_statistics_when_vmin_and_vmax_are_given(monkeypatch, cog):
