@@ -130,7 +130,7 @@ def tune_tile_server() -> None:
       512-pixel tile of 3 uint16 bands. Integer bands of up to 16 bits are stretched through a lookup table of every
       value (the same arithmetic, done once per range and cached): 1 ms, and the same bytes;
     - its WebP tiles are encoded at libwebp's default effort, by GDAL, which holds the GIL: one tile at a time.
-      They are made by Pillow (see _webp: 1.8 times the tiles a second on 2 cores) at the least effort (method 0)
+      They are made by Pillow (see _webp: 1.7 times the tiles a second on 2 threads) at the least effort (method 0)
       and quality TILE_QUALITY: a 512-pixel tile of a noisy raster in 10 ms and 47 kB, where lossless WebP takes
       16 ms and 517 kB (11 times the bytes for the browser to fetch and decode). tile_map's layers ask for WebP
       unless told `lossless=True` (then PNG). A PNG tile with no pixel outside the raster has no alpha channel: a third
