@@ -78,8 +78,8 @@ print(os.path.getsize("{data}/big.tif"), gdal.Open("{data}/big.tif").RasterXSize
 """
 
 # A first cell of imports (what a notebook starts with; timed apart), then the cell that is timed.
-MAP = ["import vre_viz, ipyleaflet, localtileserver",
-       f'm, client = vre_viz.tile_map("{DATA}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)\nm']
+OPEN_MAP = f'm, client = vre_viz.tile_map("{DATA}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)'
+MAP = ["import vre_viz, ipyleaflet, localtileserver", f"{OPEN_MAP}\nm"]
 # The DEM as vre_viz shows it by default: decimated on read to 2048 pixels a side (4.2 M vertices; every pixel of a
 # 4096 x 4096 DEM a vertex needs more than the server's 3 GB to render: the kernel is killed at the first frame).
 DEM = ["import vre_viz, pyvista",
@@ -88,20 +88,20 @@ DEM = ["import vre_viz, pyvista",
 # of each of the five levels from the map's own, asked together, as the map asks for them), 3 rounds, from a client
 # process of its own beside the kernel (so that it does not share the tile server's interpreter). Each tile's time
 # from request to last byte, in ms.
-SERVER_BURSTS = '''
+SERVER_BURSTS = 'import vre_viz\n' + OPEN_MAP + '''
 import json, subprocess, sys
-import morecantile, vre_viz
-m, client = vre_viz.tile_map("{data}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)
+import morecantile
 south, north, west, east = client.bounds()
 zoom = vre_viz.fit_zoom(client.bounds())
 grid = morecantile.tms.get("WebMercatorQuad")
+# the map layer's own tile URL (its style), asked of the tile server directly instead of through the proxy
+url = f"http://127.0.0.1:{client.server_port}" + m.layers[-1].url.split(f"/proxy/{client.server_port}", 1)[1]
 steps = []
 for z in range(zoom, zoom + 5):
     centre = grid.tile((west + east) / 2, (south + north) / 2, z)
     tiles = sorted(grid.tiles(west, south, east, north, [z]),
                    key=lambda t: (t.x - centre.x) ** 2 + (t.y - centre.y) ** 2)[:6]
-    steps.append([f"http://127.0.0.1:{{client.server_port}}/api/tiles/{{t.z}}/{{t.x}}/{{t.y}}.webp"
-                  f"?filename={data}/big.tif&indexes=3,2,1&vmin=500&vmax=3900" for t in tiles])
+    steps.append([url.format(z=t.z, x=t.x, y=t.y, s="") for t in tiles])
 CLIENT = """
 import json, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -230,7 +230,7 @@ def main() -> None:
             cog_bytes, cog_pixels, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
                 size=args.size, dem=args.dem_size, data=DATA), timeout=3600).split()
             tiles = scenario(hub, out, chromium, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
-            bursts = json.loads(run_code(hub, sessions[USER], USER, SERVER_BURSTS.format(data=DATA), timeout=600))
+            bursts = json.loads(run_code(hub, sessions[USER], USER, SERVER_BURSTS, timeout=600))
             view = scenario(hub, out, chromium, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
             memories = {user: memory(hub, session, user) for user, session in sessions.items()}
     panned = [t["ms"] for t in tiles["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]

@@ -161,12 +161,14 @@ def tune_tile_server() -> None:
             return self
 
         def render(self, add_mask: bool = True, img_format: str = "PNG", colormap=None, **kwargs):
-            add_mask = add_mask and not self.mask.all()  # a tile inside the raster: no alpha to encode
-            if img_format.upper() == "PNG":
+            mask = self.mask  # computed from the array's mask at each read
+            add_mask = add_mask and not mask.all()  # a tile inside the raster: no alpha to encode
+            encoding = img_format.upper()
+            if encoding == "PNG":
                 kwargs.setdefault("zlevel", 1)
-            elif img_format.upper() == "WEBP":
+            elif encoding == "WEBP":
                 if self.array.dtype == np.uint8 and self.count in (1, 3) and set(kwargs) <= {"QUALITY"}:
-                    return _webp(self.array.data, self.mask if add_mask else None, colormap,
+                    return _webp(self.array.data, mask if add_mask else None, colormap,
                                  kwargs.get("QUALITY", TILE_QUALITY))
                 kwargs.setdefault("QUALITY", TILE_QUALITY)
                 kwargs["METHOD"] = 0

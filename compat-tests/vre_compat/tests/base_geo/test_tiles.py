@@ -168,11 +168,20 @@ def test_tile_server_tuned(monkeypatch, tmp_path):
     assert len(webp) < len(png) / 3, f"WebP {len(webp)} bytes, PNG {len(png)}: the lossy tile saves little"
 
 
+def corner_tile(layer_url: str, client):
+    """(status, body, content type) of the tile over the raster's north-west corner, one zoom level in from the
+    map's: it holds pixels inside the raster and beyond it."""
+    import morecantile
+
+    west, north = client.bounds()[2], client.bounds()[1]
+    corner = morecantile.tms.get("WebMercatorQuad").tile(west, north, client.default_zoom + 1)
+    return http_raw(direct(layer_url, client).format(z=corner.z, x=corner.x, y=corner.y, s=""), timeout=60), corner
+
+
 @pytest.mark.parametrize("dtype,vmin,vmax", [("uint16", 650, 800.5), ("int16", -700, 90), ("uint8", 10, 250)])
 def test_tiles_stretch_as_rio_tiler_does(tmp_path, dtype, vmin, vmax):
     """vre_viz's tile server stretches integer bands through a lookup table: a lossless tile over the raster's
     corner (pixels inside and outside it) has exactly the pixels and transparency of rio-tiler's own stretch."""
-    import morecantile
     import numpy as np
     from PIL import Image
     from rio_tiler.io import Reader
@@ -183,10 +192,7 @@ def test_tiles_stretch_as_rio_tiler_does(tmp_path, dtype, vmin, vmax):
     values = {"uint16": values, "int16": values - 1400, "uint8": values % 256}[dtype].astype(dtype)
     image = write_cog(tmp_path / f"{dtype}.tif", values, (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0))
     m, client = vre_viz.tile_map(image, indexes=[1, 2, 3], vmin=vmin, vmax=vmax, lossless=True)
-    west, north = client.bounds()[2], client.bounds()[1]
-    corner = morecantile.tms.get("WebMercatorQuad").tile(west, north, client.default_zoom + 1)
-    status, png, _ = http_raw(direct(m.layers[-1].url, client).format(z=corner.z, x=corner.x, y=corner.y, s=""),
-                              timeout=60)
+    (status, png, _), corner = corner_tile(m.layers[-1].url, client)
     assert status == 200, png[:200]
     served = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
     with Reader(str(image)) as reader:  # rio-tiler's own classes: localtileserver's stretch, untuned
@@ -202,7 +208,6 @@ def test_tiles_stretch_as_rio_tiler_does(tmp_path, dtype, vmin, vmax):
 def test_webp_tiles_match_the_lossless_ones(tmp_path, style):
     """The WebP tiles (encoded by Pillow, not GDAL) over the raster's corner: the same transparency as the lossless
     tile (rio-tiler's own PNG), and the same colours, within lossy compression."""
-    import morecantile
     import numpy as np
     from PIL import Image
 
@@ -217,10 +222,7 @@ def test_webp_tiles_match_the_lossless_ones(tmp_path, style):
     tiles = {}
     for lossless in (False, True):
         m, client = vre_viz.tile_map(image, vmin=700, vmax=955, lossless=lossless, **style)
-        west, north = client.bounds()[2], client.bounds()[1]
-        corner = morecantile.tms.get("WebMercatorQuad").tile(west, north, client.default_zoom + 1)
-        status, body, kind = http_raw(direct(m.layers[-1].url, client).format(z=corner.z, x=corner.x, y=corner.y,
-                                                                              s=""), timeout=60)
+        (status, body, kind), _ = corner_tile(m.layers[-1].url, client)
         assert status == 200, body[:200]
         tiles[kind] = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(float)
     webp, png = tiles["image/webp"], tiles["image/png"]
