@@ -1,9 +1,15 @@
 """EODAG works offline: no connection at start (in Python and behind JupyterLab's panel), and a local STAC catalog
 searched by geometry and date, one band of a product read as a window at a chosen resolution and CRS."""
+import concurrent.futures
+import contextlib
 import json
 import os
 import socket
 import textwrap
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -103,13 +109,9 @@ def test_fetch_without_strict_collections(tmp_path, monkeypatch, connects):
     assert connects, "EODAG fetched nothing without strict collections: the offline tests above prove nothing"
 
 
-@pytest.fixture(scope="module")
-def local_stac(tmp_path_factory):
-    """A generated catalog of COG scenes and an EODAG provider for it in a user configuration file, as a platform
-    would write one (EODAG_CFG_FILE)."""
-    root = tmp_path_factory.mktemp("stac")
-    catalog = write_catalog(root / "catalog")
-    config = root / "eodag.yml"
+def stac_provider(config: Path, catalog: str) -> Path:
+    """An EODAG user configuration file (EODAG_CFG_FILE), as a platform would write one: one provider, local_stac,
+    searching the static STAC catalog at `catalog` (a path or a URL)."""
     config.write_text(textwrap.dedent(f"""\
         local_stac:
           priority: 10
@@ -123,6 +125,13 @@ def local_stac(tmp_path_factory):
             type: HTTPDownload
         """))
     return config
+
+
+@pytest.fixture(scope="module")
+def local_stac(tmp_path_factory):
+    """A generated catalog of COG scenes and a provider for it."""
+    root = tmp_path_factory.mktemp("stac")
+    return stac_provider(root / "eodag.yml", str(write_catalog(root / "catalog")))
 
 
 @pytest.fixture
@@ -177,3 +186,61 @@ def test_read_one_band_window(local_dag, connects):
     values = lonlat.values[np.isfinite(lonlat.values)]
     assert values.size and written.min() <= values.min() and values.max() <= written.max()
     assert not connects, f"reading local pixels connected to {connects}"
+
+
+@contextlib.contextmanager
+def held_catalog(folder: Path):
+    """`folder` served on loopback; once `hold` is set, a request sets `asked` and waits for `release`."""
+    hold, asked, release = threading.Event(), threading.Event(), threading.Event()
+
+    class Files(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self):
+            if hold.is_set():
+                asked.set()
+                release.wait(120)
+            super().do_GET()
+
+        def log_message(self, *args):  # the test's output stays readable
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}", hold=hold, asked=asked, release=release)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_lab_panel_requests_take_turns(tmp_path):
+    """The panel's requests share one gateway, which is not thread-safe (a search rewrites provider configs that
+    another request iterates over): while a search runs, held here on its catalog's download, the panel's other
+    requests wait for it, and then answer."""
+    catalog = write_catalog(tmp_path / "catalog")
+    with held_catalog(catalog.parent) as served:
+        config = stac_provider(tmp_path / "eodag.yml", f"{served.url}/{catalog.name}")
+        root = tmp_path / "lab"
+        root.mkdir()
+        env = {**os.environ, "HOME": str(tmp_path), "EODAG_CFG_FILE": str(config)}
+        with jupyter_server(root, env=env) as lab, concurrent.futures.ThreadPoolExecutor(2) as pool:
+            status, body = http(f"{lab.url}/eodag/providers", headers=lab.auth, timeout=120)  # opens the gateway
+            assert status == 200, f"/eodag/providers answered {status}: {body[:300]}"
+            served.hold.set()
+            search = {"provider": "local_stac", "dtstart": "2024-06-01", "dtend": "2024-06-30", "geom": {
+                "type": "Polygon", "coordinates": [[(1.2, 43.5), (1.6, 43.5), (1.6, 43.7), (1.2, 43.7), (1.2, 43.5)]]}}
+            searching = pool.submit(http, f"{lab.url}/eodag/LOCAL_S2", "POST", lab.auth, 120, json.dumps(search))
+            assert served.asked.wait(60), f"the search never asked for its catalog: {searching.result()}"
+            listing = pool.submit(http, f"{lab.url}/eodag/providers", headers=lab.auth, timeout=120)
+            answered_meanwhile = concurrent.futures.wait([listing], timeout=3).done
+            served.release.set()
+            assert not answered_meanwhile, \
+                "/eodag/providers was answered while a search ran on the same gateway in another thread"
+            for name, request in (("search", searching), ("providers", listing)):
+                status, body = request.result()
+                assert status == 200, f"the {name} request answered {status}: {body[:500]}"
+            found = {f["id"] for f in json.loads(searching.result()[1])["features"]}
+            assert found == {"S2_LOCAL_20240601", "S2_LOCAL_20240611"}, f"the held search found {found}"
