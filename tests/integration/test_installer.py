@@ -15,6 +15,8 @@ from vre.workspace import Workspace
 from tests.testkit import build_or_fail, mini_repo
 
 SIX = ("six==1.16.0 \\\n    --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
+IDNA = ("idna==3.10 \\\n    --hash=sha256:946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3\n")
+ATTRS = ("attrs==24.2.0 \\\n    --hash=sha256:81921eb96de3191c8258c199618104dd27ac608d9366f5e35d011eae1867ede2\n")
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +135,33 @@ def test_the_build_output_names_each_step_once(docker_engine, tmp_path):
     last_content = [s for s in steps if re.match(r"\[content (\d+)/\1\]", s)]  # the content stage's last step
     assert last_content and any("COPY release/" in s for s in steps), steps
     assert len(steps) == len(set(steps)), "\n".join(steps)
+
+
+def test_separate_environments_heavy_in_the_heavy_step_light_in_the_last(docker_engine, tmp_path):
+    """envs/NAME/requirements.txt becomes the venv /srv/venv-NAME. One that heavy.txt names (TensorFlow's in the gpu
+    variant) is made in the heavy step: a change to the layer's light environment makes that one again and leaves the
+    heavy one, and what users pull of it, as it was."""
+    name = f"test-envs-{uuid.uuid4().hex[:8]}"  # no earlier run's build cache
+    root = mini_repo(tmp_path, {name: {"requirements.txt": SIX, "heavy.txt": "six envs/heavy\n",
+                                       "envs/heavy/requirements.txt": IDNA, "envs/light/requirements.txt": ATTRS}})
+    refs = (f"eo-vre/{name}:debian", f"eo-vre/{name}:debian-content")
+
+    def build() -> dict[str, str]:
+        m = matrix.load(root / "images" / "matrix.yaml")
+        ref = build_or_fail(m, [f"{name}/debian"], root / ".vre")[f"{name}/debian"]
+        out = sh(ref, "for env in heavy light; do /srv/venv-$env/bin/python -c 'import sys; print(sys.argv[1], "
+                      "__import__(sys.argv[1]).__file__)' $([ $env = heavy ] && echo idna || echo attrs);"
+                      " echo $env-made $(stat -c %Y.%y /srv/venv-$env/pyvenv.cfg | tr ' ' _); done")
+        return dict(line.split(" ", 1) for line in out.splitlines())
+
+    try:
+        first = build()
+        assert first["idna"].startswith("/srv/venv-heavy/lib/") and first["attrs"].startswith("/srv/venv-light/lib/")
+        light = root / "environments" / "debian" / name / "envs" / "light" / "requirements.txt"
+        light.write_text("# one line more in the light environment's lock\n" + ATTRS)
+        again = build()
+        assert again["light-made"] != first["light-made"], "the light environment's change did not make it again"
+        assert again["heavy-made"] == first["heavy-made"], \
+            "the heavy step ran again for a change to a light environment: users would pull it again"
+    finally:
+        engine.docker("image", "rm", "-f", *refs, check=False)

@@ -12,6 +12,7 @@ from vre.build import buildkit, stacking
 from vre.build.budget import describe_step, step_sizes
 from vre.build.context import INSTALLER_ONLY_FILES, stage_context
 from vre.build.hashing import layer_hash, lock_hash
+from vre.errors import USAGE, VreError
 from vre.build.labels import git, labels
 from vre.workspace import Workspace
 
@@ -63,6 +64,35 @@ def test_apt_files_and_heavy_pins_are_staged_for_steps_of_their_own(repo, tmp_pa
     # a layer without heavy.txt or apt files still gets (empty) folders: the Dockerfile copies them for every layer
     child = stage_context(repo, repo.targets["t-child/debian"], Workspace(tmp_path / "ws"))
     assert files(child / "heavy" / "t-child") == set() and (child / "heavy" / "t-child").is_dir()
+
+
+def test_a_separate_environment_named_in_heavy_txt_is_staged_whole_for_the_heavy_step(repo, tmp_path):
+    spec = repo.targets["t-parent/debian"].layers[0].spec_dir
+    (spec / "requirements.txt").write_text("torch==2.10.0 \\\n    --hash=sha256:bb\n")
+    (spec / "prune.txt").write_text("tensorflow/include\n")
+    (spec / "envs" / "tensorflow").mkdir(parents=True)
+    env_lock = "# vre-shared: nvidia-nccl-cu12==2.27.5\ntensorflow==2.20.0 \\\n    --hash=sha256:ee\n"
+    (spec / "envs" / "tensorflow" / "requirements.txt").write_text(env_lock)
+    (spec / "envs" / "light").mkdir()
+    (spec / "envs" / "light" / "requirements.txt").write_text("attrs==23.1.0 \\\n    --hash=sha256:aa\n")
+    (spec / "heavy.txt").write_text("torch envs/tensorflow\n")
+    context = stage_context(repo, repo.targets["t-parent/debian"], Workspace(tmp_path / "ws"))
+    heavy = context / "heavy" / "t-parent"
+    assert files(heavy) == {"requirements.txt", "prune.txt", "envs/tensorflow/requirements.txt"}
+    assert (heavy / "envs" / "tensorflow" / "requirements.txt").read_text() == env_lock
+    assert (heavy / "requirements.txt").read_text() == "torch==2.10.0 \\\n    --hash=sha256:bb\n"
+    # the environment not named stays with the rest of the layer (the user step), as does the builder's copy
+    assert "envs/light/requirements.txt" in files(context / "layers" / "t-parent")
+    assert not any(path.startswith("envs/") for path in files(context / "builder" / "t-parent"))
+
+
+def test_heavy_txt_naming_an_environment_without_a_lock_is_refused(repo, tmp_path):
+    spec = repo.targets["t-parent/debian"].layers[0].spec_dir
+    (spec / "heavy.txt").write_text("envs/tensorflow\n")
+    with pytest.raises(VreError) as err:
+        stage_context(repo, repo.targets["t-parent/debian"], Workspace(tmp_path / "ws"))
+    assert str(spec / "heavy.txt") in str(err.value) and "envs/tensorflow/requirements.txt" in str(err.value)
+    assert err.value.exit_code == USAGE
 
 
 def test_context_is_staged_afresh_with_the_given_extras(repo, tmp_path):

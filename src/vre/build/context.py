@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Collection
 from pathlib import Path
 
+from vre.errors import USAGE, VreError
 from vre.lock.debian import patterns, select
 from vre.matrix import Matrix, Target
 from vre.workspace import Workspace
@@ -21,8 +22,10 @@ INSTALLER_ONLY_FILES = {"requirements.in", "requirements.txt", "constraints.txt"
 # its Python packages or hooks then rebuilds (and users pull again) only the steps after it.
 APT_FILES = ("apt-sources.list", "apt.txt", "apt.lock")
 # A layer's heaviest, slowest-changing Python packages (names or globs, one or more a line): installed from the lock
-# in a step of their own, before the rest of the layer.
+# in a step of their own, before the rest of the layer. A word `envs/NAME` puts that separate environment (its
+# envs/NAME/requirements.txt, e.g. TensorFlow's venv in the gpu variant) in the same step, whole.
 HEAVY = "heavy.txt"
+ENVS = "envs/"
 # Paths under site-packages that pip installs and the image does without (C++ headers, bundled test binaries),
 # removed in the step that installed them.
 PRUNE = "prune.txt"
@@ -36,18 +39,27 @@ def copy_tree(src: Path, dst: Path, skip: Collection[str] = frozenset()) -> None
     shutil.copytree(src, dst, dirs_exist_ok=True, ignore=ignore)
 
 
-def _stage_steps(layer: Path, context: Path, name: str) -> None:
-    """The layer's apt files (apt/NAME/) and the pins of its heavy packages (heavy/NAME/requirements.txt)."""
+def _stage_steps(layer: Path, context: Path, name: str, spec: Path) -> None:
+    """The layer's apt files (apt/NAME/), the pins of its heavy packages (heavy/NAME/requirements.txt) and the locks
+    of its heavy separate environments (heavy/NAME/envs/ENV/requirements.txt); `layer` is its staged folder, `spec` its
+    environment folder in the repository (for errors)."""
     for folder in ("apt", "heavy"):
         (context / folder / name).mkdir(parents=True, exist_ok=True)
     for file in APT_FILES:
         if (layer / file).is_file():
             shutil.copy2(layer / file, context / "apt" / name / file)
-    if (layer / HEAVY).is_file() and (layer / "requirements.txt").is_file():
-        pins = select((layer / "requirements.txt").read_text(), patterns(layer / HEAVY))
-        (context / "heavy" / name / "requirements.txt").write_text(pins)
-        if (layer / PRUNE).is_file():
-            shutil.copy2(layer / PRUNE, context / "heavy" / name / PRUNE)
+    words = patterns(layer / HEAVY)
+    heavy = context / "heavy" / name
+    if words and (layer / "requirements.txt").is_file():
+        (heavy / "requirements.txt").write_text(select((layer / "requirements.txt").read_text(), words))
+    for env in (word.rstrip("/") for word in words if word.startswith(ENVS)):
+        if not (layer / env / "requirements.txt").is_file():
+            raise VreError(f"{spec / HEAVY}: '{env}' names a separate environment, but the layer has no "
+                           f"{env}/requirements.txt (expected its lock: run `vre lock`)", USAGE)
+        (heavy / env).mkdir(parents=True)
+        shutil.copy2(layer / env / "requirements.txt", heavy / env / "requirements.txt")
+    if words and (layer / PRUNE).is_file():
+        shutil.copy2(layer / PRUNE, heavy / PRUNE)
 
 
 def stage_context(matrix: Matrix, target: Target, workspace: Workspace, wheels: Path | None = None,
@@ -63,7 +75,7 @@ def stage_context(matrix: Matrix, target: Target, workspace: Workspace, wheels: 
         dest.mkdir(parents=True, exist_ok=True)
         copy_tree(dest, context / "builder" / layer.name, skip=INSTALLER_ONLY_FILES)
         (context / "builder" / layer.name).mkdir(parents=True, exist_ok=True)
-        _stage_steps(dest, context, layer.name)
+        _stage_steps(dest, context, layer.name, layer.spec_dir)
     copy_tree(matrix.root / "compat-tests", context / "compat")
     (context / "release").mkdir(parents=True)  # the release files, once the image stage is built (see vre.build.run)
     for name, source in (("wheels", wheels or matrix.wheels(target)), ("channel", channel)):
