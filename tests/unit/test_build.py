@@ -12,8 +12,8 @@ from vre.build import buildkit, stacking
 from vre.build.budget import describe_step, step_sizes
 from vre.build.context import INSTALLER_ONLY_FILES, stage_context
 from vre.build.hashing import layer_hash, lock_hash
-from vre.errors import USAGE, VreError
 from vre.build.labels import git, labels
+from vre.errors import USAGE, VreError
 from vre.workspace import Workspace
 
 

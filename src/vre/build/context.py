@@ -49,10 +49,12 @@ def _stage_steps(layer: Path, context: Path, name: str, spec: Path) -> None:
         if (layer / file).is_file():
             shutil.copy2(layer / file, context / "apt" / name / file)
     words = patterns(layer / HEAVY)
+    envs = [word.rstrip("/") for word in words if word.startswith(ENVS)]
+    packages = [word for word in words if not word.startswith(ENVS)]
     heavy = context / "heavy" / name
-    if words and (layer / "requirements.txt").is_file():
-        (heavy / "requirements.txt").write_text(select((layer / "requirements.txt").read_text(), words))
-    for env in (word.rstrip("/") for word in words if word.startswith(ENVS)):
+    if packages and (layer / "requirements.txt").is_file():
+        (heavy / "requirements.txt").write_text(select((layer / "requirements.txt").read_text(), packages))
+    for env in envs:
         if not (layer / env / "requirements.txt").is_file():
             raise VreError(f"{spec / HEAVY}: '{env}' names a separate environment, but the layer has no "
                            f"{env}/requirements.txt (expected its lock: run `vre lock`)", USAGE)
