@@ -78,7 +78,7 @@ print(os.path.getsize("{data}/big.tif"), gdal.Open("{data}/big.tif").RasterXSize
 """
 
 # A first cell of imports (what a notebook starts with; timed apart), then the cell that is timed.
-OPEN_MAP = f'm, client = vre_viz.tile_map("{DATA}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900)'
+OPEN_MAP = f'm, client = vre_viz.tile_map("{DATA}/big.tif", indexes=[3, 2, 1], vmin=500, vmax=3900{{options}})'
 MAP = ["import vre_viz, ipyleaflet, localtileserver", f"{OPEN_MAP}\nm"]
 # The DEM as vre_viz shows it by default: decimated on read to 2048 pixels a side (4.2 M vertices; every pixel of a
 # 4096 x 4096 DEM a vertex needs more than the server's 3 GB to render: the kernel is killed at the first frame).
@@ -88,7 +88,7 @@ DEM = ["import vre_viz, pyvista",
 # of each of the five levels from the map's own, asked together, as the map asks for them), 3 rounds, from a client
 # process of its own beside the kernel (so that it does not share the tile server's interpreter). Each tile's time
 # from request to last byte, in ms.
-SERVER_BURSTS = 'import vre_viz\n' + OPEN_MAP + '''
+SERVER_BURSTS = 'import vre_viz\n' + OPEN_MAP.format(options="") + '''
 import json, subprocess, sys
 import morecantile
 south, north, west, east = client.bounds()
@@ -107,7 +107,9 @@ import json, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 def get(url):
     started = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=60) as answer:
+    # no-cache: made again, not answered from the tile server's memory (vre_tilecache), as the server's own part
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Cache-Control": "no-cache"}),
+                                timeout=60) as answer:
         answer.read()
     return (time.perf_counter() - started) * 1000
 steps = json.load(sys.stdin)
@@ -194,6 +196,9 @@ def main() -> None:
     parser.add_argument("--browser-nice", type=int, default=0,
                         help="run Chromium at this niceness (e.g. 10), as if the browser were on the user's machine "
                              "rather than on the servers' cores (default 0: it competes with them)")
+    parser.add_argument("--no-prefetch", action="store_true",
+                        help="the map without prefetching (vre_viz.tile_map(prefetch=False)): every tile made when "
+                             "the map asks for it, as before the tile server kept and prefetched tiles")
     parser.add_argument("--matrix", type=Path, default=ROOT / "images" / "matrix.yaml")
     parser.add_argument("--image", help="a base-geo image to use as it is (default: base-geo/debian, built first)")
     parser.add_argument("--desktop-image", help="a desktop image to use as it is (default: desktop/debian, built)")
@@ -229,15 +234,19 @@ def main() -> None:
                   f"in {DATA} ...", flush=True)
             cog_bytes, cog_pixels, generate_seconds = run_code(hub, sessions[USER], USER, GENERATE.format(
                 size=args.size, dem=args.dem_size, data=DATA), timeout=3600).split()
-            tiles = scenario(hub, out, chromium, USER, map=put_notebook(hub, sessions[USER], USER, "map", MAP))
+            tiles = scenario(hub, out, chromium, USER, map=put_notebook(hub, sessions[USER], USER, "map", [
+                MAP[0], MAP[1].format(options=", prefetch=False" if args.no_prefetch else "")]))
             bursts = json.loads(run_code(hub, sessions[USER], USER, SERVER_BURSTS, timeout=600))
             view = scenario(hub, out, chromium, USER_3D, dem=put_notebook(hub, sessions[USER_3D], USER_3D, "dem", DEM))
             memories = {user: memory(hub, session, user) for user, session in sessions.items()}
-    panned = [t["ms"] for t in tiles["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]
+    panned_tiles = [t for t in tiles["tiles"] if t["phase"] and t["phase"].startswith("zoom") and t["status"] == 200]
+    panned = [t["ms"] for t in panned_tiles]
+    sources = {source: sum(t.get("source") == source for t in panned_tiles) for source in ("cache", "made")}
     failed = [t for t in tiles["tiles"] if t["status"] != 200]
     record = {
         "measured": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "cores": os.cpu_count(), "images": refs,
         "server_limits": {"cpus": args.cpus, "memory": args.memory}, "browser_nice": args.browser_nice,
+        "prefetch": not args.no_prefetch,
         "cog": {"pixels": int(cog_pixels), "source_pixels": args.size, "bands": 4, "dtype": "uint16",
                 "crs": "EPSG:3857", "bytes": int(cog_bytes),
                 "generate_seconds": float(generate_seconds)},
@@ -246,6 +255,7 @@ def main() -> None:
         "zoom_levels": tiles["zoomLevels"],
         "tile_p50_ms": round(percentile(panned, 50), 1), "tile_p95_ms": round(percentile(panned, 95), 1),
         "tile_max_ms": round(max(panned), 1), "tiles_load": [tiles["load_before"], tiles["load_after"]],
+        "tile_sources": sources,
         # each tile as the browser timed it (ms, queued, wait, download): where a slow tile spent its time
         "tile_timings": tiles["tiles"],
         "server_burst_tiles": len(bursts), "server_burst_p50_ms": round(percentile(bursts, 50), 1),
@@ -263,10 +273,13 @@ def main() -> None:
                            f"(generated in {float(generate_seconds):.0f} s)"),
         ("each user server's limits", f"{args.cpus:g} CPUs, {args.memory}"),
         ("Chromium's niceness", str(args.browser_nice)),
+        ("tiles around the map's view prefetched", "no" if args.no_prefetch else "yes"),
         ("imports cell (vre_viz, ipyleaflet, localtileserver)", f"{record['map_import_seconds']:.2f} s"),
         ("first tile drawn (map cell run → tile on screen)", f"{record['first_tile_seconds']:.2f} s"),
         (f"tile latency over pan and zoom ({len(panned)} tiles, zoom levels {zooms})",
          f"p50 {record['tile_p50_ms']:.0f} ms, p95 {record['tile_p95_ms']:.0f} ms, max {record['tile_max_ms']:.0f} ms"),
+        ("of those tiles: from the tile server's memory (prefetched or asked before), made when asked",
+         f"{sources['cache']}, {sources['made']}"),
         (f"the same zoom steps from the tile server alone, no browser ({len(bursts)} tiles, 6 at a time)",
          f"p50 {record['server_burst_p50_ms']:.0f} ms, p95 {record['server_burst_p95_ms']:.0f} ms, "
          f"max {record['server_burst_max_ms']:.0f} ms"),

@@ -9,7 +9,8 @@ internet (installed into the image by base-geo's postBuild; see the README's "A 
     vre_viz.point_cloud("lidar.laz").show()
 
 Tiles come from localtileserver (a tile server in the kernel) through jupyter-server-proxy, so they follow the
-Jupyter server's authentication and the hub's prefix (set by base-geo's start hook). The maps have no basemap unless
+Jupyter server's authentication and the hub's prefix (set by base-geo's start hook); the kernel keeps them, and makes
+those around the map's view while the map is idle (vre_tilecache). The maps have no basemap unless
 the platform names one in VRE_BASEMAP_URL (a {z}/{x}/{y} template): ipyleaflet's default, OpenStreetMap, would be a
 request leaving the machine. 3D views (the desktop and vre images: base-geo has no 3D stack) render offscreen on the
 server (VTK with EGL, set by the desktop layer's start hook) and stream images to the page.
@@ -135,13 +136,15 @@ def tune_tile_server() -> None:
       16 ms and 517 kB (11 times the bytes for the browser to fetch and decode). tile_map's layers ask for WebP
       unless told `lossless=True` (then PNG). A PNG tile with no pixel outside the raster has no alpha channel: a third
       less time to encode it (libwebp leaves out an opaque alpha by itself).
-    Its tiles are also TILE_SIZE pixels a side."""
+    Its tiles are also TILE_SIZE pixels a side, and its server starts without spinning (_wait_for_the_server)."""
     import numpy as np
     from localtileserver.tiler import handler
     from rio_tiler.models import ImageData
+    from server_thread import server
 
     if getattr(handler.Reader, "vre_tuned", False):
         return
+    server.ASGIServer.sock = property(_wait_for_the_server)
 
     class FastImage(ImageData):
         def rescale(self, in_range, out_range=((0, 255),), out_dtype="uint8"):
@@ -202,6 +205,25 @@ def tune_tile_server() -> None:
     handler.Reader = Reader
 
 
+def _wait_for_the_server(self):
+    """The tile server's socket, once its uvicorn thread has started (server_thread's ASGIServer.sock, version 0.3).
+    Its own wait is a loop that never sleeps: it holds the interpreter lock the server's thread needs to start, and
+    a kernel's first map waited 1.2 s for its tile server (a profile: 6 million calls of time.time), not 0.1 s."""
+    import time
+
+    from server_thread.server import ServerDownError
+
+    deadline = time.monotonic() + 10
+    while not self.server.started:
+        if time.monotonic() > deadline:
+            raise ServerDownError("Server not started")
+        time.sleep(0.002)
+    servers = getattr(self.server, "servers", None)
+    if not servers or not servers[0].sockets:
+        raise ServerDownError("Server started, but no servers present")
+    return servers[0].sockets[0]
+
+
 def fit_zoom(bounds, width: int = 800, height: int = 400) -> int:
     """The largest web-map zoom level at which `bounds` (south, north, west, east in degrees) fit in a map of
     width x height pixels (ipyleaflet's default height is 400 px)."""
@@ -216,15 +238,56 @@ def fit_zoom(bounds, width: int = 800, height: int = 400) -> int:
     return max(0, min(22, math.floor(min(zoom_x, zoom_y))))
 
 
-def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, **style):
+_tiles: dict = {}  # this kernel's tile cache and prefetcher (vre_tilecache), made by the first map
+
+
+def tile_cache():
+    """(cache, prefetcher) of this kernel's tile server (see vre_tilecache), put before localtileserver's app."""
+    import vre_tilecache
+    from localtileserver.manager import AppManager
+
+    if not _tiles:
+        cache = vre_tilecache.TileCache()
+        _tiles.update(cache=cache, prefetcher=vre_tilecache.Prefetcher(cache))
+    vre_tilecache.install(AppManager.get_or_create_app(), _tiles["cache"])
+    return _tiles["cache"], _tiles["prefetcher"]
+
+
+def tile_cache_info() -> dict:
+    """The tiles this kernel's maps were answered from memory ("cache"), made when asked ("made") or before
+    ("prefetched"), and the tiles and bytes kept now."""
+    return tile_cache()[0].info()
+
+
+def _prefetch_around_the_view(m, layer, client, bounds) -> None:
+    """After every move of the map (its bounds and zoom synced from the page), the tiles around its view are the
+    prefetcher's plan (vre_tilecache.view_tiles), asked of the tile server directly."""
+    import vre_tilecache
+
+    _, prefetcher = tile_cache()
+    direct = f"http://127.0.0.1:{client.server_port}/api/tiles/" + layer.url.split("/api/tiles/", 1)[1]
+
+    def plan(_change=None) -> None:
+        if m.south >= m.north or m.west >= m.east:  # not shown yet
+            return
+        tiles = vre_tilecache.view_tiles((m.south, m.west, m.north, m.east), m.zoom, layer.zoom_offset, bounds,
+                                         int(m.min_zoom or 0), int(m.max_zoom or 22))
+        prefetcher.plan([direct.format(z=z, x=x, y=y, s="") for z, x, y in tiles])
+
+    m.observe(plan, names=["south", "north", "east", "west", "zoom"])
+
+
+def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, prefetch: bool = True, **style):
     """An ipyleaflet map of a raster (path or localtileserver TileClient) served as tiles, the raster filling the
     map; `style` goes to localtileserver's get_leaflet_tile_layer (indexes, colormap, vmin, vmax, nodata, ...).
-    Tiles are WebP at TILE_QUALITY, or PNG with `lossless=True`.
+    Tiles are WebP at TILE_QUALITY, or PNG with `lossless=True`; they are kept in memory, and with `prefetch` the
+    tiles around the map's view are made while it is idle (vre_tilecache).
     Returns (map, client): keep the client alive as long as the map is shown."""
     from ipyleaflet import Map
     from localtileserver import TileClient, get_leaflet_tile_layer
 
     tune_tile_server()
+    tile_cache()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
     if not lossless:
@@ -234,8 +297,11 @@ def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, **style):
                                "to ask for WebP")
         layer.url = webp
     layer.tile_size, layer.zoom_offset = TILE_SIZE, -1  # a 512-pixel tile is the four 256-pixel ones of the next zoom
-    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(client.bounds()) + zoom_offset,
+    bounds = client.bounds()
+    m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(bounds) + zoom_offset,
             scroll_wheel_zoom=True)
+    if prefetch:
+        _prefetch_around_the_view(m, layer, client, bounds)
     return m, client
 
 

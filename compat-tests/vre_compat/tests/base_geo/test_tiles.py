@@ -168,6 +168,75 @@ def test_tile_server_tuned(monkeypatch, tmp_path):
     assert len(webp) < len(png) / 3, f"WebP {len(webp)} bytes, PNG {len(png)}: the lossy tile saves little"
 
 
+def test_tiles_around_the_view_are_made_before_they_are_asked_for(cog):
+    """When the map moves (its view synced from the page), the kernel makes the tiles around the view, one zoom
+    level in and one out, while the map asks for none; asked for then, they come from memory ("x-vre-tile: cache")
+    and are the very bytes the tile server makes. A file written again is not answered from memory."""
+    import urllib.request
+
+    import morecantile
+
+    import vre_viz
+
+    m, client = vre_viz.tile_map(cog, colormap="viridis", vmin=610, vmax=890)
+    layer, (cache, prefetcher) = m.layers[-1], vre_viz.tile_cache()
+    south, north, west, east = client.bounds()
+    # the map at zoom 15 (its 512-pixel tiles are zoom 14's: the 20 km raster is 11 of them across) shows most of
+    # the tile about the raster's centre, as the page syncs a view
+    centre = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 14)
+    view = morecantile.tms.get("WebMercatorQuad").bounds(centre)
+    inset_x, inset_y = (view.right - view.left) / 10, (view.top - view.bottom) / 10
+    m.set_trait("zoom", 15)
+    for name, value in (("south", view.bottom + inset_y), ("north", view.top - inset_y),
+                        ("west", view.left + inset_x), ("east", view.right - inset_x)):
+        m.set_trait(name, value)
+    assert prefetcher.wait_idle(120), "the tiles around the view were not made in 120 s"
+
+    loopback = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def ask(z, x, y):
+        with loopback.open(direct(layer.url, client).format(z=z, x=x, y=y, s=""), timeout=60) as answer:
+            return answer.headers.get("x-vre-tile"), answer.read()
+
+    east_of_view = (14, centre.x + 1, centre.y)  # a pan
+    zoomed_in = (15, 2 * centre.x, 2 * centre.y + 1)  # the view's south-west quarter, one level in
+    zoomed_out = (13, centre.x // 2, centre.y // 2)
+    before = vre_viz.tile_cache_info()
+    answers = {tile: ask(*tile) for tile in (east_of_view, zoomed_in, zoomed_out)}
+    assert {tile: source for tile, (source, _) in answers.items()} == dict.fromkeys(answers, "cache"), before
+    after = vre_viz.tile_cache_info()
+    assert after["made"] == before["made"] and after["cache"] == before["cache"] + 3, (before, after)
+    assert ask(14, centre.x + 2, centre.y)[0] == "made", "a tile beyond the ring around the view was kept"
+    cache.clear()
+    assert ask(*east_of_view) == ("made", answers[east_of_view][1]), "the prefetched tile differs from the made one"
+    os.utime(cog)  # written again (a new time): read again
+    assert ask(*east_of_view)[0] == "made", "a tile of a file written since was answered from memory"
+
+
+def test_tile_maps_behind_a_platform_proxy(cog):
+    """A platform's HTTP proxy (here one that answers nothing) is for the internet: base-geo's start hook adds the
+    loopback to NO_PROXY (keeping the platform's), so a map's tile server, which localtileserver asks for the
+    raster's metadata through requests, answers a map made in the image's environment."""
+    import subprocess
+    from shutil import which
+
+    env = {name: value for name, value in os.environ.items() if name.lower() != "no_proxy"}
+    env.update(http_proxy="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", no_proxy="data.example.org")
+    code = f"""
+import os, urllib.request, morecantile, vre_viz
+m, client = vre_viz.tile_map({str(cog)!r})
+tile = morecantile.tms.get("WebMercatorQuad").tile(client.center()[1], client.center()[0], client.default_zoom)
+url = "http://127.0.0.1:%d/api/tiles/" % client.server_port + m.layers[-1].url.split("/api/tiles/", 1)[1]
+with urllib.request.urlopen(url.format(z=tile.z, x=tile.x, y=tile.y, s=""), timeout=60) as answer:
+    print(answer.status, os.environ["no_proxy"])
+"""
+    out = subprocess.run([which("start"), sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    status, no_proxy = out.stdout.split()
+    assert status == "200" and no_proxy.split(",")[0] == "data.example.org", out.stdout
+
+
 def corner_tile(layer_url: str, client):
     """(status, body, content type) of the tile over the raster's north-west corner, one zoom level in from the
     map's: it holds pixels inside the raster and beyond it."""

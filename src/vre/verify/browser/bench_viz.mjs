@@ -54,19 +54,23 @@ async function main() {
     context.on("request", (request) => {
       if (TILE.test(request.url())) pending.add(request);
     });
-    const done = (request, status) => {
+    const done = (request, status, source) => {
       const match = TILE.exec(request.url());
       if (!match) return;
       pending.delete(request);
       lastDone.t = Date.now();
       const timing = request.timing();
       // ms: from the request's start to the last byte; queued: until it was sent (the browser's 6 connections to a
-      // host); wait: sent to first byte (proxies and the tile's making); download: first to last byte
-      tiles.push({ z: Number(match[1]), status, ms: timing.responseEnd, phase: scenario.phase,
+      // host); wait: sent to first byte (proxies and the tile's making); download: first to last byte; source: the
+      // tile server's x-vre-tile, "made" for this request or "cache" (made before it was asked for, or asked before)
+      tiles.push({ z: Number(match[1]), status, source, ms: timing.responseEnd, phase: scenario.phase,
                    queued: timing.requestStart, wait: timing.responseStart - timing.requestStart,
                    download: timing.responseEnd - timing.responseStart });
     };
-    context.on("requestfinished", async (request) => done(request, (await request.response())?.status() ?? 0));
+    context.on("requestfinished", async (request) => {
+      const response = await request.response();
+      done(request, response?.status() ?? 0, response?.headers()["x-vre-tile"] ?? null);
+    });
     context.on("requestfailed", (request) => done(request, 0));
     page = await context.newPage();
 
