@@ -164,18 +164,11 @@ class CachingMiddleware:
 def install(app, cache: TileCache) -> None:
     """Put the cache before a Starlette/FastAPI app, whether or not the app has started serving (Starlette builds
     its middleware stack on the first request; localtileserver's app may already be serving another map)."""
-    if any(isinstance(layer, CachingMiddleware) for layer in _stack(app)):
+    if isinstance(app.middleware_stack, CachingMiddleware):
         return
     if app.middleware_stack is None:
         app.middleware_stack = app.build_middleware_stack()
     app.middleware_stack = CachingMiddleware(app.middleware_stack, cache)
-
-
-def _stack(app):
-    layer = app.middleware_stack
-    while isinstance(layer, CachingMiddleware):
-        yield layer
-        layer = layer.app
 
 
 def view_tiles(view, zoom: float, zoom_offset: int, raster, min_zoom: int = 0, max_zoom: int = 22) -> list:

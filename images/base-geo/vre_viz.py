@@ -259,12 +259,11 @@ def tile_cache_info() -> dict:
     return tile_cache()[0].info()
 
 
-def _prefetch_around_the_view(m, layer, client, bounds) -> None:
+def _prefetch_around_the_view(prefetcher, m, layer, client, bounds) -> None:
     """After every move of the map (its bounds and zoom synced from the page), the tiles around its view are the
     prefetcher's plan (vre_tilecache.view_tiles), asked of the tile server directly."""
     import vre_tilecache
 
-    _, prefetcher = tile_cache()
     direct = f"http://127.0.0.1:{client.server_port}/api/tiles/" + layer.url.split("/api/tiles/", 1)[1]
 
     def plan(_change=None) -> None:
@@ -287,7 +286,7 @@ def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, prefetch: 
     from localtileserver import TileClient, get_leaflet_tile_layer
 
     tune_tile_server()
-    tile_cache()
+    _, prefetcher = tile_cache()
     client = source if isinstance(source, TileClient) else TileClient(str(source))
     layer = get_leaflet_tile_layer(client, **style)
     if not lossless:
@@ -301,7 +300,7 @@ def tile_map(source, *, zoom_offset: int = 0, lossless: bool = False, prefetch: 
     m = Map(layers=(*basemap_layers(), layer), center=client.center(), zoom=fit_zoom(bounds) + zoom_offset,
             scroll_wheel_zoom=True)
     if prefetch:
-        _prefetch_around_the_view(m, layer, client, bounds)
+        _prefetch_around_the_view(prefetcher, m, layer, client, bounds)
     return m, client
 
 
