@@ -7,6 +7,7 @@ import hashlib
 import re
 
 import pytest
+from packaging.requirements import Requirement
 from typer.testing import CliRunner
 from tests.testkit import ALL_IMAGES, REAL, ROOT, build_or_fail, needs_all_images
 
@@ -52,6 +53,31 @@ def test_cpu_lock_pins_the_wheelhouse_torch(real_matrix):
     locked = set(re.findall(r"sha256:(\w+)", match[2]))
     files = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in wheels.glob(f"torch-{match[1]}-*.whl")}
     assert locked & files.keys(), f"torch {match[1]} hashes {locked} match no wheel of {wheels}: {files}"
+
+
+def installed_on(lock_text: str, machine: str) -> set[str]:
+    """The names a hash-locked requirements.txt installs on a Linux machine (platform_machine), Python 3.11."""
+    environment = {"platform_machine": machine, "sys_platform": "linux", "python_version": "3.11",
+                   "python_full_version": "3.11.2", "platform_system": "Linux", "implementation_name": "cpython"}
+    logical = re.sub(r"\\\n", " ", lock_text)
+    pins = [Requirement(re.sub(r"--hash=\S+", "", line)) for line in logical.splitlines()
+            if line.strip() and not line.lstrip().startswith(("#", "-"))]
+    return {pin.name for pin in pins if pin.marker is None or pin.marker.evaluate(environment)}
+
+
+def test_cpu_tensorflow_has_an_environment_of_its_own_on_arm64_only():
+    """amd64: tensorflow-cpu beside torch in the main environment. arm64: PyPI's aarch64 tensorflow bundles LLVM's
+    OpenMP runtime, so it gets the venv envs/tensorflow (kernel "tensorflow"), without torch; its lock installs
+    nothing on amd64 (the installer then makes no venv)."""
+    spec = ROOT / "environments" / "debian" / "deep-learning-cpu"
+    main = (spec / "requirements.txt").read_text()
+    side = (spec / "envs" / "tensorflow" / "requirements.txt").read_text()
+    assert {"torch", "tensorflow-cpu"} <= installed_on(main, "x86_64")
+    assert "torch" in installed_on(main, "aarch64")
+    assert not {"tensorflow", "tensorflow-cpu", "keras"} & installed_on(main, "aarch64")
+    assert {"tensorflow", "ipykernel"} <= installed_on(side, "aarch64") and "torch" not in installed_on(side, "aarch64")
+    assert installed_on(side, "x86_64") == set()
+    assert "envs/tensorflow" in (spec / "heavy.txt").read_text().split()
 
 
 def test_gpu_lock_has_one_cuda_stack():

@@ -87,3 +87,13 @@ def test_browser_checks_ship_with_the_package():
         assert (runner.HERE / name).is_file(), name
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert {"*.mjs", "package.json", "package-lock.json", "checks/*.py"} <= set(package_data["vre.verify.browser"])
+
+
+def test_browser_checks_run_on_the_images_that_add_their_layers(m):
+    """`vre test` runs the browser checks where one applies, i.e. where the image adds base-geo, desktop or ide (the
+    checks select on the io.eo-vre.layers label). deep-learning inherits base-geo but adds none of them: were it sent
+    to the checks, all would skip, and a suite that passed nothing would leave the image unpublishable."""
+    applies = {key: browser.needs_browser(target) for key, target in m.targets.items() if key.endswith("debian")
+               or key.endswith("debian/cpu")}
+    assert applies == {"base-geo/debian": True, "desktop/debian": True, "ide/debian": True,
+                       "deep-learning/debian/cpu": False, "vre/debian/cpu": True}, applies

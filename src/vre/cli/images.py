@@ -61,7 +61,7 @@ def _test_rows(rows: list[Row], targets: Sequence[Target], m: Matrix, gpu: bool,
         console.print(f"[bold]▶ testing {target.ref}[/bold]")
         try:
             compat = row.test = run_compat(target.ref, workspace, gpu=gpu, pytest_args=pytest_args, stream=_line)
-            in_browser = needs_browser(layer.name for layer in m.image_layers(target.key))
+            in_browser = needs_browser(target)
             outside = None
             if browser and in_browser:
                 console.print(f"[bold]▶ browser checks of {target.ref}[/bold] (Chromium, vre.verify.browser)")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
+from vre.matrix import Target
 from vre.verify.compat import Stream, SuiteResult, run_logged, started
 from vre.workspace import Workspace
 
@@ -20,8 +20,10 @@ CHECKS = Path(__file__).resolve().parent / "checks"
 LAYERS = ("base-geo", "desktop", "ide")
 
 
-def needs_browser(layers: Iterable[str]) -> bool:
-    return any(name in LAYERS for name in layers)
+def needs_browser(target: Target) -> bool:
+    """Whether any check applies to the target's image: the checks select on the layers the image adds (its
+    io.eo-vre.layers label), not on those it inherits (deep-learning has none, vre has the desktop's and the IDE's)."""
+    return any(layer.name in LAYERS for layer in target.layers)
 
 
 def run_browser(ref: str, root: Path, workspace: Workspace, *, stream: Stream | None = None) -> SuiteResult:
