@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -73,13 +72,20 @@ def test_repo2docker_builds_and_runs_the_template(base_geo, real_matrix, tmp_pat
         command = engine.docker("inspect", "--format", "{{json .Config.Cmd}}", name).stdout.decode()
         assert json.loads(command)[:2] == ["jupyter", "notebook"], f"repo2docker ran {command}"
     finally:
-        proc.send_signal(signal.SIGINT)  # repo2docker stops and removes its container on ^C
-        proc.wait(timeout=120)
-        log.close()
-        engine.docker("rm", "-f", name, check=False)
-        engine.docker("rmi", tag, check=False)
+        # repo2docker's main thread reads the container's log stream until it ends, then removes the container and
+        # exits. A ^C (SIGINT) is not always seen there: once it got no reaction in 120 s, its log waiting for a next
+        # line that never came. Stopping the container ends the stream, whatever the signals.
+        engine.docker("stop", name, check=False)
+        try:
+            proc.wait(timeout=120)
+        finally:  # nothing of a failed run left behind (its container would keep running)
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
+            engine.docker("rm", "-f", name, check=False)
+            engine.docker("rmi", tag, check=False)
     assert not _pulls(started, _engine_time()), "the engine pulled an image while repo2docker built the template"
-    print((tmp_path / "repo2docker.log").read_text().partition("Traceback")[0][-4000:])  # ^C's trace left out
+    print((tmp_path / "repo2docker.log").read_text()[-4000:])
 
 
 def _wait_up(proc: subprocess.Popen, session, url: str, log: Path, timeout: float = 900) -> dict:
