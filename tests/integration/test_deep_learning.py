@@ -7,7 +7,7 @@ import hashlib
 import re
 
 import pytest
-from packaging.requirements import Requirement
+from packaging.markers import Marker
 from typer.testing import CliRunner
 from tests.testkit import ALL_IMAGES, REAL, ROOT, build_or_fail, needs_all_images
 
@@ -59,10 +59,8 @@ def installed_on(lock_text: str, machine: str) -> set[str]:
     """The names a hash-locked requirements.txt installs on a Linux machine (platform_machine), Python 3.11."""
     environment = {"platform_machine": machine, "sys_platform": "linux", "python_version": "3.11",
                    "python_full_version": "3.11.2", "platform_system": "Linux", "implementation_name": "cpython"}
-    logical = re.sub(r"\\\n", " ", lock_text)
-    pins = [Requirement(re.sub(r"--hash=\S+", "", line)) for line in logical.splitlines()
-            if line.strip() and not line.lstrip().startswith(("#", "-"))]
-    return {pin.name for pin in pins if pin.marker is None or pin.marker.evaluate(environment)}
+    return {pin["name"] for pin in lock_pip.PIN.finditer(lock_text)
+            if not pin["marker"] or Marker(pin["marker"].strip().lstrip(";")).evaluate(environment)}
 
 
 def test_cpu_tensorflow_has_an_environment_of_its_own_on_arm64_only():
