@@ -40,6 +40,17 @@ def otb_expected() -> bool:
 UTM31_GEOTRANSFORM = (360000.0, 10.0, 0.0, 4830000.0, 0.0, -10.0)
 
 
+def emulated() -> bool:
+    """Whether this process runs under qemu-user (an arm64 image on an amd64 host, `vre test --platform`): qemu-user
+    passes the host's /proc/cpuinfo through, so an aarch64 process that reads an x86 CPU's vendor_id is emulated."""
+    if platform.machine() in ("x86_64", "i686"):
+        return False
+    try:
+        return "vendor_id" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def layers_file() -> Path:
     return Path(os.environ.get("VRE_LAYERS_FILE") or DEFAULT_LAYERS_FILE)
 
@@ -221,14 +232,19 @@ def jupyter_server(root: Path, app: str = "lab", env: dict | None = None):
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server's whole process group and return once all of it is gone: its children (Ray's GCS and raylet
+    beside its driver) outlive the leader by a second or more, and the next test must not start beside them."""
     for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()  # reaps the leader, whose zombie would keep the group alive
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 def make_notebook(path: Path, *cells: str) -> Path:

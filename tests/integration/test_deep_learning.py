@@ -63,19 +63,16 @@ def installed_on(lock_text: str, machine: str) -> set[str]:
             if not pin["marker"] or Marker(pin["marker"].strip().lstrip(";")).evaluate(environment)}
 
 
-def test_cpu_tensorflow_has_an_environment_of_its_own_on_arm64_only():
-    """amd64: tensorflow-cpu beside torch in the main environment. arm64: PyPI's aarch64 tensorflow bundles LLVM's
-    OpenMP runtime, so it gets the venv envs/tensorflow (kernel "tensorflow"), without torch; its lock installs
-    nothing on amd64 (the installer then makes no venv)."""
+def test_cpu_tensorflow_shares_the_main_environment_on_both_platforms():
+    """torch and TensorFlow in one environment on amd64 (tensorflow-cpu) and on arm64 (PyPI's aarch64 tensorflow, a
+    CPU build: tensorflow-cpu has none), as the coexistence suite proves on both; the cpu variant has no venv."""
     spec = ROOT / "environments" / "debian" / "deep-learning-cpu"
     main = (spec / "requirements.txt").read_text()
-    side = (spec / "envs" / "tensorflow" / "requirements.txt").read_text()
-    assert {"torch", "tensorflow-cpu"} <= installed_on(main, "x86_64")
-    assert "torch" in installed_on(main, "aarch64")
-    assert not {"tensorflow", "tensorflow-cpu", "keras"} & installed_on(main, "aarch64")
-    assert {"tensorflow", "ipykernel"} <= installed_on(side, "aarch64") and "torch" not in installed_on(side, "aarch64")
-    assert installed_on(side, "x86_64") == set()
-    assert "envs/tensorflow" in (spec / "heavy.txt").read_text().split()
+    assert {"torch", "tensorflow-cpu", "keras"} <= installed_on(main, "x86_64")
+    assert "tensorflow" not in installed_on(main, "x86_64")
+    assert {"torch", "tensorflow", "keras"} <= installed_on(main, "aarch64")
+    assert "tensorflow-cpu" not in installed_on(main, "aarch64")
+    assert not (spec / "envs").exists(), "the cpu variant's TensorFlow has an environment of its own again"
 
 
 def test_gpu_lock_has_one_cuda_stack():
