@@ -3,6 +3,7 @@
     python probe.py imports gdal,torch,tensorflow,otb[,qgis]   import in this order, use each, report
     python probe.py roundtrip WORKDIR FRAMEWORK[,FRAMEWORK] [qgis] [no-otb]
                                                                 GDAL -> OTB -> GDAL -> train -> GDAL (-> QGIS)
+    python probe.py sklearn FRAMEWORK[,FRAMEWORK]               import them, then scikit-learn's OpenMP workloads
 
 Self-contained (standard library + the stack under test): the TensorFlow environment of an image may not have
 vre_compat installed. A failing step raises (its message names what broke); the report is the last stdout line,
@@ -316,6 +317,28 @@ def qgis_part(path: str) -> dict:
     return {"crs": layer.crs().authid(), "mean": result.get("MEAN"), "max": result.get("MAX")}
 
 
+def sklearn_workloads(frameworks: list[str]) -> dict:
+    """scikit-learn's own OpenMP loops (k-means, histogram gradient boosting) on two threads, after the frameworks
+    have loaded their OpenMP runtime; {"missing": why} in an environment without scikit-learn."""
+    for name in frameworks:
+        exec(IMPORTS[name], {})
+    try:
+        from sklearn.cluster import KMeans
+        from sklearn.datasets import make_blobs, make_classification
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.metrics import adjusted_rand_score
+        from threadpoolctl import threadpool_limits
+    except ImportError as err:
+        return {"missing": str(err)}
+    with threadpool_limits(limits=2, user_api="openmp"):
+        x, labels = make_blobs(n_samples=3000, centers=4, cluster_std=0.5, random_state=0)
+        kmeans = KMeans(n_clusters=4, n_init=3, random_state=0).fit(x)
+        x, y = make_classification(n_samples=4000, n_features=20, n_informative=10, random_state=0)
+        model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(x[:3000], y[:3000])
+    return {"rand": adjusted_rand_score(labels, kmeans.labels_), "accuracy": model.score(x[3000:], y[3000:]),
+            "libraries": mapped_libraries()}
+
+
 def main(argv: list[str]) -> dict:
     command = argv[0]
     if command == "imports":
@@ -323,6 +346,8 @@ def main(argv: list[str]) -> dict:
     if command == "roundtrip":
         frameworks = [f for f in argv[2].split(",") if f]
         return roundtrip(argv[1], frameworks, with_qgis="qgis" in argv[3:], with_otb="no-otb" not in argv[3:])
+    if command == "sklearn":
+        return sklearn_workloads([f for f in argv[1].split(",") if f])
     raise SystemExit(f"unknown probe {command!r}")
 
 

@@ -139,40 +139,16 @@ def test_gdal_and_proj_data_same_everywhere(tmp_path):
 
 
 
-# scikit-learn's own OpenMP loops (k-means, histogram gradient boosting) on two threads, after the environment's
-# frameworks have loaded their OpenMP runtime: the workloads must give the right answers on the one runtime the
-# process maps (on arm64 LLVM's libomp, standing in for GNU's libgomp; see images/deep-learning/build.sh).
-SKLEARN_OPENMP = r"""
-import json, os
-for name in {frameworks!r}:
-    __import__(name)
-try:
-    import sklearn  # noqa: F401
-except ImportError as err:
-    print(json.dumps({{"missing": str(err)}}))
-    raise SystemExit
-from sklearn.cluster import KMeans
-from sklearn.datasets import make_blobs, make_classification
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import adjusted_rand_score
-from threadpoolctl import threadpool_info, threadpool_limits
-with threadpool_limits(limits=2, user_api="openmp"):
-    x, labels = make_blobs(n_samples=3000, centers=4, cluster_std=0.5, random_state=0)
-    kmeans = KMeans(n_clusters=4, n_init=3, random_state=0).fit(x)
-    x, y = make_classification(n_samples=4000, n_features=20, n_informative=10, random_state=0)
-    model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(x[:3000], y[:3000])
-openmp = sorted({{os.path.realpath(info["filepath"]) for info in threadpool_info() if info["user_api"] == "openmp"}})
-print(json.dumps({{"rand": adjusted_rand_score(labels, kmeans.labels_), "accuracy": model.score(x[3000:], y[3000:]),
-                  "openmp": openmp}}))
-"""
-
-
 @pytest.mark.parametrize("env", [pytest.param(env, id=env.name) for env in stack.environments()])
 def test_scikit_learn_openmp_workloads_after_the_frameworks(env):
-    result = stack.run_json(env, SKLEARN_OPENMP.format(frameworks=env.frameworks), timeout=600)
+    """scikit-learn's OpenMP workloads give the right answers on the one runtime the process maps, after the
+    environment's frameworks loaded it (on arm64 LLVM's libomp, standing in for GNU's libgomp; see
+    images/deep-learning/build.sh)."""
+    result = stack.probe(env, "sklearn", ",".join(env.frameworks))
     where = f"{env.name} environment ({env.python}) after importing {', '.join(env.frameworks) or 'nothing'}"
     if "missing" in result:
         pytest.skip(f"no scikit-learn in the {env.name} environment: {result['missing']}")
-    assert len(result["openmp"]) == 1, f"{where}: OpenMP runtimes loaded: {result['openmp']} (one expected)"
+    openmp = result["libraries"].get("openmp", [])
+    assert len(openmp) == 1, f"{where}: OpenMP runtimes loaded: {openmp} (one expected)"
     assert result["rand"] > 0.99, f"{where}: k-means found other clusters (adjusted Rand index {result['rand']})"
     assert result["accuracy"] > 0.85, f"{where}: gradient boosting accuracy {result['accuracy']}"
