@@ -25,6 +25,8 @@ from tests.testkit.registry import BINARY, remove, start_registry
 from vre import engine, matrix
 from vre.lock.apt import AptRoot, foundation_unit
 from vre.publish import registry as publish
+from vre.verify import verdicts
+from vre.verify.compat import SuiteResult
 from vre.workspace import Workspace
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
@@ -57,8 +59,9 @@ def two_platforms(docker_engine, real_matrix, tmp_path_factory):
         pytest.skip("dpkg-deb missing (Debian's dpkg)")
     root = tmp_path_factory.mktemp("index")
     name = f"test-index-{uuid.uuid4().hex[:6]}"  # unique: other runs may publish at the same time
-    target = matrix.Target(image=name, flavor="debian", variant=None, parent=None, layers=(), platforms=PLATFORMS,
-                           repository=f"{REAL['name']}/{name}")
+    # base-geo's target (its tags, its platforms) under a repository of its own: the real images stay untouched.
+    target = replace(real_matrix.targets["base-geo/debian"], repository=f"{REAL['name']}/{name}")
+    assert target.platforms == PLATFORMS
     refs = {}
     try:
         for platform, as_built in (("linux/amd64", ""), ("linux/arm64", "linux/arm64")):
@@ -150,3 +153,33 @@ def test_each_platforms_image_needs_its_own_passing_test(two_platforms, real_mat
     arm = replace(target, platform="linux/arm64").ref
     assert f"{arm} (image {images['linux/arm64'].removeprefix('sha256:')[:12]}) {need}" in message
     assert f"run `vre test {target.image} --flavor debian --platform linux/arm64`" in message
+
+
+def test_an_untested_platform_can_be_left_out(two_platforms, published, real_matrix, tmp_path):
+    """Only the amd64 image passed here (an arm64 build from another day lies about): a plain publish refuses and says
+    how to publish the tested platform alone; `--platform linux/amd64` plans that one image, not an index."""
+    target, images = two_platforms
+    served, _, _ = published
+    workspace = Workspace(tmp_path / ".vre")
+    passed = SuiteResult(ref=target.ref, image_id=images["linux/amd64"], passed=1, exit_code=0)
+    assert verdicts.record(workspace, passed, None, complete=True)
+    with pytest.raises(publish.PublishError) as refused:
+        publish.plan(real_matrix, [target], served.host, workspace=workspace)
+    message = " ".join(str(refused.value).split())
+    assert f"{replace(target, platform='linux/arm64').ref} (image" in message
+    assert f"`vre publish {target.image} --flavor debian --platform linux/amd64 --registry {served.host}`" in message
+    [plan] = publish.plan(real_matrix, [target], served.host, workspace=workspace, platforms=("linux/amd64",))
+    assert plan.images == {"linux/amd64": images["linux/amd64"]} and plan.image_id == images["linux/amd64"]
+    assert plan.identity == images["linux/amd64"]  # one platform's image: its tags name it, no index
+
+
+def test_a_platform_asked_for_must_be_built_and_in_the_matrix(two_platforms, real_matrix, tmp_path):
+    target, _ = two_platforms
+    alone = replace(target, repository=f"{target.repository}-none")  # never built
+    with pytest.raises(publish.PublishError) as refused:
+        publish.plan(real_matrix, [target, alone], "127.0.0.1:1/none", workspace=Workspace(tmp_path / ".vre"),
+                     platforms=("linux/arm64", "linux/s390x"))
+    message = " ".join(str(refused.value).split())
+    assert f"{target.ref}: no platform linux/s390x in the matrix (expected one of: linux/amd64, linux/arm64)" in message
+    assert f"{alone.ref}: not built for linux/arm64: run `vre build {alone.image} --flavor debian --platform " \
+           f"linux/arm64 --test`" in message

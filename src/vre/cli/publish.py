@@ -38,6 +38,9 @@ def publish(
     variant: VariantOpt = None,
     retries: Annotated[int, typer.Option(help="retries of a registry call after a transient error (backoff 2 s, "
                                               "doubling)")] = 4,
+    platform: Annotated[Optional[list[str]], typer.Option(
+        "--platform", help="only these platforms' images, e.g. linux/amd64 (repeatable) [default: every platform "
+                           "built here, joined under one multi-platform tag]")] = None,
 ) -> None:
     """Push built and tested images: immutable tags (date, revision) first, then the moving ones (flavor, latest)."""
     registry = publishing.check_registry(registry)
@@ -54,7 +57,8 @@ def publish(
     progress = Progress(note=note, pushed=done)
     retry = publishing.Retry(attempts=retries + 1)
     try:
-        plans = publishing.plan(m, targets, registry, retry=retry, progress=progress)
+        plans = publishing.plan(m, targets, registry, retry=retry, progress=progress,
+                                platforms=tuple(platform or ()))
         console.print(f"[bold]▶ publishing {len(plans)} image(s) to {registry}[/bold]", highlight=False)
         publishing.push(plans, registry, retry=retry, progress=progress)
     except KeyboardInterrupt:

@@ -207,14 +207,33 @@ def _refusal(target: Target, image_id: str, workspace: Workspace) -> str | None:
     return None
 
 
+def _revision(info: dict[str, Any] | None) -> str:
+    """The commit an image was built from, by its label ("" when it has none: not built by the factory)."""
+    labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+    return str(labels.get(tags.REVISION_LABEL, ""))
+
+
 def _as_built(target: Target, platform: str, image_id: str) -> Target:
     """The target as the local image of `platform` was built: natively (its plain tag) or with --platform."""
     return target if engine.image_id(target.ref) == image_id else replace(target, platform=platform)
 
 
+def _chosen(target: Target, found: dict[str, str], platforms: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """The local images of the platforms asked for (all those built when none is), and why any asked for is missing."""
+    if not platforms:
+        return found, []
+    whys = [f"{target.ref}: no platform {p} in the matrix (expected one of: {', '.join(target.platforms)})"
+            if p not in target.platforms else
+            f"{target.ref}: not built for {p}: run `vre build {_selector(replace(target, platform=p))} --test`"
+            for p in platforms if p not in found]
+    return {p: one for p, one in found.items() if p in platforms}, whys
+
+
 def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Workspace | None = None,
-         day: date | None = None, retry: Retry = Retry(), progress: Progress = Progress()) -> list[Plan]:
-    """Every check, nothing pushed: the images to publish with their tags, or a PublishError naming every refusal."""
+         day: date | None = None, retry: Retry = Retry(), progress: Progress = Progress(),
+         platforms: tuple[str, ...] = ()) -> list[Plan]:
+    """Every check, nothing pushed: the images to publish with their tags, or a PublishError naming every refusal.
+    Each target goes out with the images of `platforms`, or with every platform's image built here when it is ()."""
     registry = check_registry(registry)
     engine.ping()
     workspace = workspace or Workspace.of(matrix.root)
@@ -222,25 +241,32 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
     refusals: list[str] = []
     plans: list[Plan] = []
     for target in targets:
-        images = platform_images(target)
-        image_id = engine.image_id(target.ref) or next(iter(images.values()), None)
+        images, missing = _chosen(target, platform_images(target), platforms)
+        if missing:
+            refusals += missing
+            continue
+        native = engine.image_id(target.ref)
+        image_id = native if native in images.values() else next(iter(images.values()), None)
         info = engine.inspect(image_id) if image_id else None
         if not image_id or not info:
             refusals.append(f"{target.ref} is not built: run `vre build {_selector(target)} --test`")
             continue
-        whys = [why for platform, one in sorted(images.items())
-                if (why := _refusal(_as_built(target, platform, one), one, workspace))]
-        if whys:
-            refusals += whys
+        whys = {platform: _refusal(_as_built(target, platform, one), one, workspace)
+                for platform, one in sorted(images.items())}
+        if any(whys.values()):
+            refusals += [why for why in whys.values() if why]
+            if not all(whys.values()):  # e.g. an old build for another platform still on this machine
+                tested = " ".join(f"--platform {p}" for p, why in whys.items() if not why)
+                refusals.append(f"{target.ref}: or publish only its tested platforms: "
+                                f"`vre publish {_selector(target)} {tested} --registry {registry}`")
             continue
-        revisions = {platform: (engine.inspect(one) or {}).get("Config", {}).get("Labels", {}).get(
-            tags.REVISION_LABEL, "") for platform, one in images.items()}
+        revisions = {platform: _revision(engine.inspect(one)) for platform, one in images.items()}
         if len(set(revisions.values())) > 1:
             refusals.append(f"{target.ref}: its platforms' images were built from different trees ("
                             + ", ".join(f"{p}: {r or 'unknown'}" for p, r in sorted(revisions.items()))
                             + "): rebuild them from one commit")
             continue
-        revision = (info["Config"].get("Labels") or {}).get(tags.REVISION_LABEL, "")
+        revision = _revision(info)
         found = tags.tags(matrix, target, revision, day)
         if not tags.COMMIT.match(revision):
             progress.note(f"{target.ref}: built from {revision or 'an unknown tree'}, not a clean commit: "
