@@ -56,6 +56,11 @@ def inspect(ref: str) -> dict[str, Any] | None:
     return found
 
 
+def labels(info: dict[str, Any] | None) -> dict[str, str]:
+    """An image's labels from its inspect output ({} for none: Docker gives null for an image built without any)."""
+    return dict(((info or {}).get("Config") or {}).get("Labels") or {})
+
+
 def image_id(ref: str) -> str | None:
     info = inspect(ref)
     return str(info["Id"]) if info else None

@@ -50,7 +50,7 @@ def read(ref: str, dest: Path) -> BaseImage:
         raise ExtendError(f"BASE_IMAGE {ref}: not an eo-vre image (expected /opt/vre/manifest.json and "
                           "/opt/vre/layers.txt, which every eo-vre image has)")
     installed = json.loads(recorded.read_text())
-    labels = info["Config"].get("Labels") or {}
+    labels = engine.labels(info)
     flavor = installed.get("flavor") or labels.get("io.eo-vre.flavor", "")
     if flavor not in ("debian", "conda"):
         raise ExtendError(f"BASE_IMAGE {ref}: /opt/vre/manifest.json flavor is {flavor!r} (expected debian or conda)")

@@ -207,12 +207,6 @@ def _refusal(target: Target, image_id: str, workspace: Workspace) -> str | None:
     return None
 
 
-def _revision(info: dict[str, Any] | None) -> str:
-    """The commit an image was built from, by its label ("" when it has none: not built by the factory)."""
-    labels = ((info or {}).get("Config") or {}).get("Labels") or {}
-    return str(labels.get(tags.REVISION_LABEL, ""))
-
-
 def _as_built(target: Target, platform: str, image_id: str) -> Target:
     """The target as the local image of `platform` was built: natively (its plain tag) or with --platform."""
     return target if engine.image_id(target.ref) == image_id else replace(target, platform=platform)
@@ -260,13 +254,14 @@ def plan(matrix: Matrix, targets: list[Target], registry: str, *, workspace: Wor
                 refusals.append(f"{target.ref}: or publish only its tested platforms: "
                                 f"`vre publish {_selector(target)} {tested} --registry {registry}`")
             continue
-        revisions = {platform: _revision(engine.inspect(one)) for platform, one in images.items()}
+        revisions = {platform: engine.labels(engine.inspect(one)).get(tags.REVISION_LABEL, "")
+                     for platform, one in images.items()}
         if len(set(revisions.values())) > 1:
             refusals.append(f"{target.ref}: its platforms' images were built from different trees ("
                             + ", ".join(f"{p}: {r or 'unknown'}" for p, r in sorted(revisions.items()))
                             + "): rebuild them from one commit")
             continue
-        revision = _revision(info)
+        revision = engine.labels(info).get(tags.REVISION_LABEL, "")
         found = tags.tags(matrix, target, revision, day)
         if not tags.COMMIT.match(revision):
             progress.note(f"{target.ref}: built from {revision or 'an unknown tree'}, not a clean commit: "

@@ -97,7 +97,7 @@ def collect(image: str, vre_dir: Path, ref: str | None = None) -> Manifest:
                                  "images/foundation/vre-manifest existed)")
     installed = json.loads(recorded.read_text())
     probe = _probe(info["Id"])
-    labels = info["Config"].get("Labels") or {}
+    labels = engine.labels(info)
     packages = {
         "apt": [Package(name=name, version=version, arch=arch) for name, version, arch in probe["dpkg"]],
         "pip": [Package(name=canonicalize_name(name), version=version)

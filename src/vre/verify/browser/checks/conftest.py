@@ -70,7 +70,7 @@ def image_for(request, layer: str) -> str:
         info = engine.inspect(given)
         if info is None:
             pytest.fail(f"image {given} not found")
-        layers = ((info.get("Config") or {}).get("Labels") or {}).get("io.eo-vre.layers", "").split()
+        layers = engine.labels(info).get("io.eo-vre.layers", "").split()
         if layer not in layers:
             pytest.skip(f"{given} has no {layer} layer (layers: {' '.join(layers) or 'none'})")
         return given
